@@ -1,0 +1,109 @@
+// Immutable configuration snapshot. Built once by the loader, shared read-only
+// by every worker through a ConfigPtr; a reload builds a new snapshot.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mcpgate::config {
+
+// A config problem, positioned at the node that caused it ("file:line:col: message").
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ListenAddress {
+  std::string host;  // IPv6 literal without brackets ("::1"), IPv4 literal or name
+  uint16_t port = 0;
+  std::string to_string() const;  // "127.0.0.1:8080" or "[::1]:8080"
+};
+
+// host:port or [v6]:port; throws std::invalid_argument with a short reason.
+ListenAddress parse_listen_address(const std::string& text);
+
+struct UpstreamUrl {
+  std::string scheme;  // "http" or "https"
+  std::string host;    // without brackets
+  uint16_t port = 0;   // explicit or the scheme's default
+  std::string path;    // begins with '/', no query
+  std::string origin() const;  // "http://host:port" (brackets restored for IPv6)
+};
+
+// Absolute http(s) URL with no query/fragment/userinfo; throws std::invalid_argument.
+UpstreamUrl parse_upstream_url(const std::string& text);
+
+struct TlsConfig {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct Limits {
+  std::size_t max_body_bytes = 1048576;
+  std::size_t max_header_bytes = 16384;
+  std::size_t max_connections = 10000;
+  uint32_t upstream_timeout_ms = 30000;          // until the upstream's response head
+  uint32_t upstream_connect_timeout_ms = 5000;   // TCP/TLS connect to the upstream
+  uint32_t idle_timeout_ms = 60000;              // keep-alive connection with no request
+  uint32_t request_timeout_ms = 30000;           // to receive one whole request
+  std::size_t stream_buffer_bytes = 262144;      // per-connection output high-water mark
+};
+
+struct ServerConfig {
+  ListenAddress listen;
+  std::string public_url;  // without trailing slash
+  std::optional<TlsConfig> tls;
+  unsigned workers = 0;  // 0 in YAML is rejected; default = hardware cores
+  Limits limits;
+  uint32_t shutdown_grace_ms = 10000;
+};
+
+struct AdminConfig {
+  ListenAddress listen;
+  std::string token;  // empty: /metrics open; set: /metrics needs "Authorization: Bearer <token>"
+};
+
+enum class LogFormat { Json, Text };
+
+struct LogConfig {
+  std::string level = "info";  // trace|debug|info|warn|error
+  LogFormat format = LogFormat::Json;
+  bool access_log = true;
+};
+
+enum class Transport { StreamableHttp, Sse };
+enum class AuthType { None };
+
+struct RouteConfig {
+  std::string name;
+  std::string path;  // begins with '/', no trailing '/' unless it is "/"
+  UpstreamUrl upstream;
+  Transport transport = Transport::StreamableHttp;
+  std::string resource;       // default: public_url + path
+  std::string resource_name;  // default: name
+  std::vector<std::string> allowed_origins;  // empty: any Origin allowed
+  AuthType auth = AuthType::None;
+  bool forward_identity = false;
+};
+
+struct Config {
+  std::string source_path;
+  ServerConfig server;
+  AdminConfig admin;
+  LogConfig log;
+  std::vector<RouteConfig> routes;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+// Reads and validates a config file. Throws ConfigError naming the key and its position.
+ConfigPtr load_config_file(const std::string& path);
+// Same, from text; `source_name` is used in error positions.
+ConfigPtr load_config_text(const std::string& text, const std::string& source_name);
+
+}  // namespace mcpgate::config
