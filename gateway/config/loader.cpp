@@ -1,0 +1,702 @@
+// The YAML config loader: strict keys, typed values, ${ENV} substitution, and a
+// "file:line:col:" position on every error (as h2o's configurator points at the node).
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <memory>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+namespace mcpgate::config {
+namespace {
+
+constexpr std::string_view kDefaultAdminListen = "127.0.0.1:9090";
+constexpr unsigned kMaxWorkers = 256;
+
+// A value in the document, with the key path that names it in errors.
+struct Field {
+  YAML::Node node;
+  std::string path;     // "server.limits.max_body_bytes", "routes[0].auth"
+  YAML::Mark key_mark;  // yaml-cpp marks a null value at the next token, so nulls report here
+};
+
+std::string child_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+YAML::Mark mark_of(const Field& field) {
+  const bool has_own_mark = field.node.IsDefined() && !field.node.IsNull();
+  return has_own_mark ? field.node.Mark() : field.key_mark;
+}
+
+// "a map", "a list", ...: what was found where something else was expected.
+std::string kind_of(const YAML::Node& node) {
+  if (node.IsMap()) return "a map";
+  if (node.IsSequence()) return "a list";
+  if (node.IsScalar()) return "a scalar";
+  return "nothing";
+}
+
+// A plain (unquoted) scalar, or one tagged explicitly; only these may be integers or booleans.
+bool is_unquoted(const YAML::Node& node, std::string_view yaml_type) {
+  return node.Tag() == "?" || node.Tag() == std::string("tag:yaml.org,2002:") + std::string(yaml_type);
+}
+
+bool is_env_name(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name.front()))) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '_'; });
+}
+
+std::string describe_integer(uint64_t min) {
+  if (min == 0) return "a non-negative integer";
+  if (min == 1) return "a positive integer";
+  return "an integer of at least " + std::to_string(min);
+}
+
+std::string join(std::initializer_list<std::string_view> words) {
+  std::string out;
+  for (std::string_view word : words) out += (out.empty() ? "" : ", ") + std::string(word);
+  return out;
+}
+
+// The source being read; turns every problem into a positioned ConfigError.
+class Document {
+ public:
+  explicit Document(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& message) const {
+    // yaml-cpp counts from 0; editors count from 1.
+    const int line = mark.line < 0 ? 1 : mark.line + 1;
+    const int column = mark.column < 0 ? 1 : mark.column + 1;
+    throw ConfigError(source_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " +
+                      message);
+  }
+
+  // Fails at the field's value, prefixing its key path.
+  [[noreturn]] void fail(const Field& field, const std::string& message) const {
+    fail(mark_of(field), field.path.empty() ? message : field.path + ": " + message);
+  }
+
+  // The scalar's text with ${ENV} references substituted; otherwise fails with `expected`.
+  std::string text(const Field& field, const std::string& expected) const {
+    if (!field.node.IsScalar()) fail(field, expected + " (got " + kind_of(field.node) + ")");
+    return expand_env(field, field.node.Scalar());
+  }
+
+  std::string string(const Field& field) const { return text(field, "expected a string"); }
+
+  std::string non_empty_string(const Field& field) const {
+    std::string value = string(field);
+    if (value.empty()) fail(field, "must not be empty");
+    return value;
+  }
+
+  uint64_t integer(const Field& field, uint64_t min, uint64_t max) const {
+    const std::string expected = "expected " + describe_integer(min);
+    const std::string value = text(field, expected);
+    if (!is_unquoted(field.node, "int")) fail(field, expected + " (got a quoted string)");
+    uint64_t number = 0;
+    const char* end = value.data() + value.size();
+    const auto [stop, error] = std::from_chars(value.data(), end, number);
+    if (value.empty() || stop != end || error == std::errc::invalid_argument) {
+      fail(field, expected + " (got '" + value + "')");
+    }
+    if (error == std::errc::result_out_of_range || number > max) {
+      fail(field, "expected at most " + std::to_string(max) + " (got " + value + ")");
+    }
+    if (number < min) fail(field, expected + " (got " + value + ")");
+    return number;
+  }
+
+  bool boolean(const Field& field) const {
+    const std::string expected = "expected true or false";
+    const std::string value = text(field, expected);
+    // Only true/false: YAML 1.1's yes/no/on/off surprise people ("NO" the country code).
+    if (is_unquoted(field.node, "bool") && value == "true") return true;
+    if (is_unquoted(field.node, "bool") && value == "false") return false;
+    fail(field, expected + " (got '" + value + "')");
+  }
+
+  // One of a fixed set of words.
+  std::string one_of(const Field& field, std::initializer_list<std::string_view> words) const {
+    const std::string expected = "expected one of " + join(words);
+    const std::string value = text(field, expected);
+    if (std::find(words.begin(), words.end(), value) == words.end()) {
+      fail(field, expected + " (got '" + value + "')");
+    }
+    return value;
+  }
+
+ private:
+  // Replaces each ${NAME} after YAML parsing, so secrets with YAML special characters stay
+  // intact; "$${" is a literal "${".
+  std::string expand_env(const Field& field, const std::string& raw) const {
+    std::string out;
+    for (std::size_t i = 0; i < raw.size();) {
+      if (raw.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 3;
+      } else if (raw.compare(i, 2, "${") == 0) {
+        const std::size_t close = raw.find('}', i + 2);
+        if (close == std::string::npos) fail(field, "unterminated '${' (write '$${' for a literal '${')");
+        out += env_value(field, raw.substr(i + 2, close - i - 2));
+        i = close + 1;
+      } else {
+        out += raw[i++];
+      }
+    }
+    return out;
+  }
+
+  std::string env_value(const Field& field, const std::string& name) const {
+    if (!is_env_name(name)) fail(field, "invalid environment variable name '" + name + "' in '${...}'");
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) fail(field, "environment variable '" + name + "' is not set");
+    return value;
+  }
+
+  std::string source_;
+};
+
+// Keys a map accepts, and keys reserved for capabilities not built yet (key, capability).
+struct KeyRules {
+  std::vector<std::string_view> accepted;
+  std::vector<std::pair<std::string_view, std::string_view>> unsupported;
+};
+
+// A YAML map being read. A null value counts as an empty map; keys must be unique scalars.
+class MapView {
+ public:
+  MapView(const Document& doc, Field field) : doc_(doc), field_(std::move(field)) {
+    if (field_.node.IsNull()) return;
+    if (!field_.node.IsMap()) doc_.fail(field_, "expected a map (got " + kind_of(field_.node) + ")");
+    for (const auto& item : field_.node) add_entry(item.first, item.second);
+  }
+
+  const Document& doc() const { return doc_; }
+
+  // Rejects keys the rules don't accept; `where` completes "unknown key 'x' <where>".
+  void check_keys(const KeyRules& rules, const std::string& where) const {
+    for (const Entry& entry : entries_) check_key(rules, entry, where);
+  }
+
+  std::optional<Field> find(std::string_view key) const {
+    for (const Entry& entry : entries_) {
+      if (entry.key == key) return Field{entry.value, child_path(field_.path, key), entry.key_node.Mark()};
+    }
+    return std::nullopt;
+  }
+
+  Field require(std::string_view key) const {
+    if (auto found = find(key)) return *found;
+    doc_.fail(field_, "missing required key '" + std::string(key) + "'");
+  }
+
+ private:
+  struct Entry {
+    std::string key;
+    YAML::Node key_node;
+    YAML::Node value;
+  };
+
+  void add_entry(const YAML::Node& key_node, const YAML::Node& value) {
+    if (!key_node.IsScalar()) doc_.fail(key_node.Mark(), "keys must be plain strings" + in_path());
+    const std::string& key = key_node.Scalar();
+    // yaml-cpp keeps duplicate keys and lookups would silently pick one of them.
+    if (find(key)) doc_.fail(key_node.Mark(), "duplicate key '" + key + "'" + in_path());
+    entries_.push_back(Entry{key, key_node, value});
+  }
+
+  void check_key(const KeyRules& rules, const Entry& entry, const std::string& where) const {
+    const auto& accepted = rules.accepted;
+    if (std::find(accepted.begin(), accepted.end(), entry.key) != accepted.end()) return;
+    const std::string path = child_path(field_.path, entry.key);
+    for (const auto& [key, capability] : rules.unsupported) {
+      if (key == entry.key) {
+        doc_.fail(entry.key_node.Mark(), path + ": not supported yet (" + std::string(capability) + ")");
+      }
+    }
+    doc_.fail(entry.key_node.Mark(), "unknown key '" + entry.key + "' " + where);
+  }
+
+  std::string in_path() const { return field_.path.empty() ? " at top level" : " in " + field_.path; }
+
+  const Document& doc_;
+  Field field_;
+  std::vector<Entry> entries_;
+};
+
+template <typename T>
+void read_integer(const MapView& map, std::string_view key, T& out, uint64_t min = 1,
+                  uint64_t max = std::numeric_limits<T>::max()) {
+  if (auto field = map.find(key)) out = static_cast<T>(map.doc().integer(*field, min, max));
+}
+
+void read_boolean(const MapView& map, std::string_view key, bool& out) {
+  if (auto field = map.find(key)) out = map.doc().boolean(*field);
+}
+
+// ---- Addresses and URLs ----
+
+struct HostPort {
+  std::string host;  // IPv6 without brackets
+  std::optional<uint16_t> port;
+};
+
+bool is_ipv6_literal(const std::string& host) {
+  in6_addr address{};
+  return inet_pton(AF_INET6, host.c_str(), &address) == 1;
+}
+
+bool is_host_name(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  return std::all_of(host.begin(), host.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '.'; });
+}
+
+uint16_t parse_port(std::string_view text) {
+  unsigned port = 0;
+  const auto [stop, error] = std::from_chars(text.data(), text.data() + text.size(), port);
+  const bool whole = !text.empty() && stop == text.data() + text.size() && error == std::errc();
+  if (!whole || port == 0 || port > 65535) throw std::invalid_argument("port must be a number from 1 to 65535");
+  return static_cast<uint16_t>(port);
+}
+
+// "host[:port]" or "[v6][:port]".
+HostPort parse_host_port(std::string_view text) {
+  HostPort out;
+  std::string_view after_host;
+  if (!text.empty() && text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) throw std::invalid_argument("missing ']' after the IPv6 address");
+    out.host = std::string(text.substr(1, close - 1));
+    if (!is_ipv6_literal(out.host)) throw std::invalid_argument("invalid IPv6 address");
+    after_host = text.substr(close + 1);
+    if (!after_host.empty() && after_host.front() != ':') throw std::invalid_argument("unexpected text after ']'");
+  } else {
+    const std::size_t colon = text.find(':');
+    if (colon != text.rfind(':')) throw std::invalid_argument("write IPv6 addresses in brackets, e.g. [::1]:8080");
+    out.host = std::string(text.substr(0, colon));
+    if (!is_host_name(out.host)) throw std::invalid_argument("invalid host name");
+    after_host = colon == std::string_view::npos ? std::string_view() : text.substr(colon);
+  }
+  if (!after_host.empty()) out.port = parse_port(after_host.substr(1));
+  return out;
+}
+
+std::string bracketed(const std::string& host) {
+  return host.find(':') == std::string::npos ? host : "[" + host + "]";
+}
+
+std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+  return text;
+}
+
+uint16_t default_port(const std::string& scheme) { return scheme == "https" ? 443 : 80; }
+
+// The browser's serialization (RFC 6454): lowercase, default port omitted, no path.
+std::string normalize_origin(const std::string& text) {
+  const std::size_t separator = text.find("://");
+  if (separator != std::string::npos && text.find('/', separator + 3) != std::string::npos) {
+    throw std::invalid_argument("an origin has no path; write scheme://host[:port]");
+  }
+  const UpstreamUrl url = parse_upstream_url(text);
+  std::string origin = url.scheme + "://" + bracketed(url.host);
+  if (url.port != default_port(url.scheme)) origin += ":" + std::to_string(url.port);
+  return origin;
+}
+
+// ---- Sections ----
+
+const KeyRules kTopLevelKeys{
+    {"server", "admin", "log", "routes"},
+    {{"authorization_servers", "authorization servers"},
+     {"credentials", "upstream credentials"},
+     {"token_store", "token store"},
+     {"session_envelope", "session envelope"},
+     {"plugins", "plugins"}}};
+const KeyRules kServerKeys{{"listen", "public_url", "tls", "workers", "limits", "shutdown_grace_ms"}, {}};
+const KeyRules kTlsKeys{{"cert_file", "key_file"}, {}};
+const KeyRules kLimitsKeys{{"max_body_bytes", "max_header_bytes", "max_connections", "upstream_timeout_ms",
+                            "upstream_connect_timeout_ms", "idle_timeout_ms", "request_timeout_ms",
+                            "stream_buffer_bytes"},
+                           {}};
+const KeyRules kAdminKeys{{"listen", "token"}, {}};
+const KeyRules kLogKeys{{"level", "format", "access_log"}, {}};
+const KeyRules kRouteKeys{
+    {"name", "path", "upstream", "transport", "resource", "resource_name", "allowed_origins", "auth",
+     "forward_identity"},
+    {{"upstream_credential", "upstream credentials"},
+     {"rate_limits", "rate limits"},
+     {"filter_tools_list", "tools/list filtering"},
+     {"tools", "per-tool policy"},
+     {"methods", "per-method policy"}}};
+// Keys of the token-validating auth types; auth type 'none' takes no other key.
+constexpr std::string_view kTokenAuth = "token-validating auth types; auth type 'none' takes only 'type'";
+const KeyRules kAuthNoneKeys{{"type"},
+                             {{"server", kTokenAuth},
+                              {"audience", kTokenAuth},
+                              {"required_scopes", kTokenAuth},
+                              {"scopes_supported", kTokenAuth},
+                              {"algorithms", kTokenAuth},
+                              {"leeway_s", kTokenAuth},
+                              {"cache_ttl_s", kTokenAuth}}};
+
+ListenAddress read_listen(const Document& doc, const Field& field) {
+  const std::string text = doc.string(field);
+  try {
+    return parse_listen_address(text);
+  } catch (const std::invalid_argument& e) {
+    doc.fail(field, "invalid address '" + text + "': " + e.what());
+  }
+}
+
+// An absolute http(s) URL; `text` receives it as written. Errors don't echo the URL: it may
+// carry credentials.
+UpstreamUrl read_url(const Document& doc, const Field& field, std::string* text = nullptr) {
+  const std::string value = doc.string(field);
+  if (text != nullptr) *text = value;
+  try {
+    return parse_upstream_url(value);
+  } catch (const std::invalid_argument& e) {
+    doc.fail(field, std::string("invalid URL: ") + e.what());
+  }
+}
+
+TlsConfig read_tls(const Document& doc, const Field& field) {
+  const MapView map(doc, field);
+  map.check_keys(kTlsKeys, "in server.tls");
+  // Only checked for presence: the gateway loads the files and reports its own errors.
+  return TlsConfig{doc.non_empty_string(map.require("cert_file")),
+                   doc.non_empty_string(map.require("key_file"))};
+}
+
+Limits read_limits(const Document& doc, const Field& field) {
+  const MapView map(doc, field);
+  map.check_keys(kLimitsKeys, "in server.limits");
+  Limits limits;
+  read_integer(map, "max_body_bytes", limits.max_body_bytes);
+  read_integer(map, "max_header_bytes", limits.max_header_bytes, 1024);
+  read_integer(map, "max_connections", limits.max_connections);
+  read_integer(map, "upstream_timeout_ms", limits.upstream_timeout_ms);
+  read_integer(map, "upstream_connect_timeout_ms", limits.upstream_connect_timeout_ms);
+  read_integer(map, "idle_timeout_ms", limits.idle_timeout_ms);
+  read_integer(map, "request_timeout_ms", limits.request_timeout_ms);
+  read_integer(map, "stream_buffer_bytes", limits.stream_buffer_bytes, 4096);
+  return limits;
+}
+
+std::string read_public_url(const Document& doc, const Field& field) {
+  std::string url;
+  read_url(doc, field, &url);
+  while (url.size() > 1 && url.back() == '/') url.pop_back();
+  return url;
+}
+
+unsigned default_workers() {
+  return std::clamp(std::thread::hardware_concurrency(), 1u, kMaxWorkers);
+}
+
+ServerConfig read_server(const Document& doc, const Field& field) {
+  const MapView map(doc, field);
+  map.check_keys(kServerKeys, "in server");
+  ServerConfig server;
+  server.listen = read_listen(doc, map.require("listen"));
+  if (auto tls = map.find("tls")) server.tls = read_tls(doc, *tls);
+  if (auto url = map.find("public_url")) {
+    server.public_url = read_public_url(doc, *url);
+  } else {
+    server.public_url = (server.tls ? "https://" : "http://") + server.listen.to_string();
+  }
+  server.workers = default_workers();
+  read_integer(map, "workers", server.workers, 1, kMaxWorkers);
+  if (auto limits = map.find("limits")) server.limits = read_limits(doc, *limits);
+  read_integer(map, "shutdown_grace_ms", server.shutdown_grace_ms, 0);
+  return server;
+}
+
+AdminConfig read_admin(const Document& doc, const Field& field) {
+  const MapView map(doc, field);
+  map.check_keys(kAdminKeys, "in admin");
+  AdminConfig admin;
+  admin.listen = parse_listen_address(std::string(kDefaultAdminListen));
+  if (auto listen = map.find("listen")) admin.listen = read_listen(doc, *listen);
+  auto token = map.find("token");
+  if (token && !token->node.IsNull()) admin.token = doc.string(*token);
+  return admin;
+}
+
+LogConfig read_log(const Document& doc, const Field& field) {
+  const MapView map(doc, field);
+  map.check_keys(kLogKeys, "in log");
+  LogConfig log;
+  if (auto level = map.find("level")) log.level = doc.one_of(*level, {"trace", "debug", "info", "warn", "error"});
+  if (auto format = map.find("format")) {
+    log.format = doc.one_of(*format, {"json", "text"}) == "json" ? LogFormat::Json : LogFormat::Text;
+  }
+  read_boolean(map, "access_log", log.access_log);
+  return log;
+}
+
+bool is_wildcard(const std::string& host) { return host == "0.0.0.0" || host == "::"; }
+
+// Both would bind the same socket: same port, and the same host or a wildcard on either side.
+bool listeners_conflict(const ListenAddress& a, const ListenAddress& b) {
+  return a.port == b.port && (a.host == b.host || is_wildcard(a.host) || is_wildcard(b.host));
+}
+
+void check_listeners(const Document& doc, const MapView& top, const Config& config) {
+  if (!listeners_conflict(config.server.listen, config.admin.listen)) return;
+  if (auto admin = top.find("admin")) {
+    if (auto listen = MapView(doc, *admin).find("listen")) {
+      doc.fail(*listen, "must differ from server.listen (" + config.server.listen.to_string() + ")");
+    }
+  }
+  const Field server_listen = MapView(doc, top.require("server")).require("listen");
+  doc.fail(server_listen, "conflicts with the default admin.listen " + std::string(kDefaultAdminListen) +
+                              "; set admin.listen to another address");
+}
+
+// ---- Routes ----
+
+std::string read_route_name(const Document& doc, const Field& field) {
+  const std::string name = doc.non_empty_string(field);
+  const bool valid = std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  });
+  if (!valid) doc.fail(field, "'" + name + "' may contain only letters, digits, '_', '.' and '-'");
+  return name;
+}
+
+// RFC 3986 path characters, without '%': routes match raw request paths, and an encoded
+// form would open a second spelling of the same path.
+bool is_path_char(unsigned char c) {
+  return std::isalnum(c) || std::string_view("-._~!$&'()*+,;=:@/").find(c) != std::string_view::npos;
+}
+
+// A "." segment, or "//": request paths with those never reach a route, so such a route
+// could never match. ".." anywhere is refused outright.
+bool has_odd_segment(std::string_view path) {
+  if (path.find("..") != std::string_view::npos || path.find("//") != std::string_view::npos) return true;
+  return path.find("/./") != std::string_view::npos || path.ends_with("/.");
+}
+
+std::string read_route_path(const Document& doc, const Field& field) {
+  std::string path = doc.non_empty_string(field);
+  if (path.front() != '/') doc.fail(field, "must start with '/'");
+  if (!std::all_of(path.begin(), path.end(), is_path_char)) {
+    doc.fail(field, "'" + path + "' may contain only letters, digits, '/' and -._~!$&'()*+,;=:@ "
+                    "(no '?', '#', '%' or whitespace)");
+  }
+  if (has_odd_segment(path)) doc.fail(field, "'" + path + "' must not contain '..', '//' or '.' segments");
+  if (path.size() > 1 && path.back() == '/') path.pop_back();
+  // The gateway serves its own metadata under /.well-known/ (RFC 9728).
+  if (path == "/.well-known" || path.rfind("/.well-known/", 0) == 0) {
+    doc.fail(field, "paths under /.well-known/ are reserved for the gateway's metadata");
+  }
+  return path;
+}
+
+UpstreamUrl read_upstream(const Document& doc, const Field& field) {
+  if (field.node.IsSequence()) {
+    doc.fail(field, "not supported yet (a list of upstream endpoints; give a single URL)");
+  }
+  return read_url(doc, field);
+}
+
+std::string read_resource(const Document& doc, const Field& field) {
+  std::string resource;
+  read_url(doc, field, &resource);
+  return resource;
+}
+
+std::vector<std::string> read_allowed_origins(const Document& doc, const Field& field) {
+  if (field.node.IsNull()) return {};
+  if (!field.node.IsSequence()) doc.fail(field, "expected a list of origins (got " + kind_of(field.node) + ")");
+  std::vector<std::string> origins;
+  for (std::size_t i = 0; i < field.node.size(); ++i) {
+    const YAML::Node item = field.node[i];
+    const Field origin{item, field.path + "[" + std::to_string(i) + "]", item.Mark()};
+    const std::string text = doc.string(origin);
+    if (text == "*") {  // any origin, written out explicitly
+      origins.push_back(text);
+      continue;
+    }
+    try {
+      origins.push_back(normalize_origin(text));
+    } catch (const std::invalid_argument& e) {
+      doc.fail(origin, "invalid origin '" + text + "': " + e.what());
+    }
+  }
+  return origins;
+}
+
+AuthType read_auth(const Document& doc, const Field& field, const std::string& route_name) {
+  const MapView map(doc, field);
+  const Field type_field = map.require("type");
+  const std::string type = doc.string(type_field);
+  for (std::string_view planned : {"jwt", "userinfo", "introspection", "plugin"}) {
+    if (type == planned) doc.fail(type_field, "auth type '" + type + "' is not supported yet");
+  }
+  if (type != "none") doc.fail(type_field, "unknown auth type '" + type + "' (expected none)");
+  map.check_keys(kAuthNoneKeys, "in the auth of route '" + route_name + "'");
+  return AuthType::None;
+}
+
+RouteConfig read_route(const Document& doc, const Field& field, const std::string& public_url) {
+  const MapView map(doc, field);
+  RouteConfig route;
+  route.name = read_route_name(doc, map.require("name"));
+  map.check_keys(kRouteKeys, "in route '" + route.name + "'");
+  route.path = read_route_path(doc, map.require("path"));
+  route.upstream = read_upstream(doc, map.require("upstream"));
+  if (auto transport = map.find("transport")) {
+    const bool sse = doc.one_of(*transport, {"streamable_http", "sse"}) == "sse";
+    route.transport = sse ? Transport::Sse : Transport::StreamableHttp;
+  }
+  auto resource = map.find("resource");
+  route.resource = resource ? read_resource(doc, *resource) : public_url + route.path;
+  auto resource_name = map.find("resource_name");
+  route.resource_name = resource_name ? doc.non_empty_string(*resource_name) : route.name;
+  if (auto origins = map.find("allowed_origins")) route.allowed_origins = read_allowed_origins(doc, *origins);
+  route.auth = read_auth(doc, map.require("auth"), route.name);
+  read_boolean(map, "forward_identity", route.forward_identity);
+  return route;
+}
+
+// Names and normalized paths must be unique; reported at the later route.
+void check_unique(const Document& doc, const Field& field, const RouteConfig& route,
+                  const std::vector<RouteConfig>& earlier) {
+  const MapView map(doc, field);
+  for (const RouteConfig& other : earlier) {
+    if (other.name == route.name) doc.fail(map.require("name"), "duplicate route name '" + route.name + "'");
+    if (other.path == route.path) {
+      doc.fail(map.require("path"), "path '" + route.path + "' is already used by route '" + other.name + "'");
+    }
+  }
+}
+
+std::vector<RouteConfig> read_routes(const Document& doc, const Field& field, const std::string& public_url) {
+  if (!field.node.IsSequence()) doc.fail(field, "expected a list of routes (got " + kind_of(field.node) + ")");
+  if (field.node.size() == 0) doc.fail(field, "must list at least one route");
+  std::vector<RouteConfig> routes;
+  for (std::size_t i = 0; i < field.node.size(); ++i) {
+    const YAML::Node item = field.node[i];
+    const Field route_field{item, "routes[" + std::to_string(i) + "]", item.Mark()};
+    if (!item.IsMap()) doc.fail(route_field, "expected a map (got " + kind_of(item) + ")");
+    RouteConfig route = read_route(doc, route_field, public_url);
+    check_unique(doc, route_field, route, routes);
+    routes.push_back(std::move(route));
+  }
+  return routes;
+}
+
+// ---- Document ----
+
+YAML::Node parse_yaml(const Document& doc, const std::string& text) {
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    doc.fail(e.mark, e.msg);
+  }
+  if (documents.empty() || documents[0].IsNull()) doc.fail(YAML::Mark(), "the config is empty");
+  if (documents.size() > 1) doc.fail(documents[1].Mark(), "expected a single YAML document");
+  return documents[0];
+}
+
+Config read_config(const Document& doc, const YAML::Node& root) {
+  // Keys are checked before any value, so a not-yet-supported section is reported before,
+  // say, an unset variable further down.
+  const MapView top(doc, Field{root, "", root.Mark()});
+  top.check_keys(kTopLevelKeys, "at top level");
+  Config config;
+  config.server = read_server(doc, top.require("server"));
+  config.admin = read_admin(doc, top.find("admin").value_or(Field{YAML::Node(), "admin", root.Mark()}));
+  config.log = read_log(doc, top.find("log").value_or(Field{YAML::Node(), "log", root.Mark()}));
+  check_listeners(doc, top, config);
+  config.routes = read_routes(doc, top.require("routes"), config.server.public_url);
+  return config;
+}
+
+[[noreturn]] void fail_to_read(const std::string& path, int error) {
+  throw ConfigError("cannot read config file '" + path + "': " + std::strerror(error));
+}
+
+std::string read_file(const std::string& path) {
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) fail_to_read(path, errno);
+  std::string text;
+  char buffer[8192];
+  std::size_t count = 0;
+  while ((count = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, count);
+  if (std::ferror(file.get())) fail_to_read(path, errno);  // e.g. EISDIR: fopen accepts directories
+  return text;
+}
+
+}  // namespace
+
+std::string ListenAddress::to_string() const { return bracketed(host) + ":" + std::to_string(port); }
+
+ListenAddress parse_listen_address(const std::string& text) {
+  HostPort parsed = parse_host_port(text);
+  if (!parsed.port) throw std::invalid_argument("expected host:port or [ipv6]:port");
+  return ListenAddress{std::move(parsed.host), *parsed.port};
+}
+
+std::string UpstreamUrl::origin() const {
+  return scheme + "://" + bracketed(host) + ":" + std::to_string(port);
+}
+
+UpstreamUrl parse_upstream_url(const std::string& text) {
+  const bool has_space = std::any_of(text.begin(), text.end(),
+                                     [](unsigned char c) { return std::isspace(c) || std::iscntrl(c); });
+  if (has_space) throw std::invalid_argument("must not contain whitespace");
+  const std::size_t separator = text.find("://");
+  if (separator == std::string::npos) throw std::invalid_argument("expected an absolute http:// or https:// URL");
+  UpstreamUrl url;
+  url.scheme = lowercase(text.substr(0, separator));
+  if (url.scheme != "http" && url.scheme != "https") throw std::invalid_argument("the scheme must be http or https");
+  const std::string rest = text.substr(separator + 3);
+  if (rest.find_first_of("?#") != std::string::npos) {
+    throw std::invalid_argument("must not have a query or fragment");
+  }
+  const std::size_t slash = rest.find('/');
+  const std::string authority = rest.substr(0, slash);
+  if (authority.find('@') != std::string::npos) throw std::invalid_argument("must not contain user info");
+  if (authority.empty()) throw std::invalid_argument("missing host");
+  HostPort host_port = parse_host_port(authority);
+  url.host = lowercase(std::move(host_port.host));
+  url.port = host_port.port.value_or(default_port(url.scheme));
+  url.path = slash == std::string::npos ? "/" : rest.substr(slash);
+  return url;
+}
+
+ConfigPtr load_config_text(const std::string& text, const std::string& source_name) {
+  const Document doc(source_name);
+  return std::make_shared<const Config>(read_config(doc, parse_yaml(doc, text)));
+}
+
+ConfigPtr load_config_file(const std::string& path) {
+  const Document doc(path);
+  const std::string text = read_file(path);
+  Config config = read_config(doc, parse_yaml(doc, text));
+  config.source_path = path;
+  return std::make_shared<const Config>(std::move(config));
+}
+
+}  // namespace mcpgate::config

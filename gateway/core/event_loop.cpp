@@ -1,0 +1,83 @@
+#include "core/event_loop.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+namespace mcpgate::core {
+
+void enable_libevent_threads() {
+  static const int result = evthread_use_pthreads();
+  if (result != 0) throw std::runtime_error("libevent: pthreads support unavailable");
+}
+
+EventLoop::EventLoop() : base_(event_base_new()) {
+  if (base_ == nullptr) throw std::runtime_error("libevent: event_base_new failed");
+  // Persistent user events: activated by event_active(), never by I/O.
+  posted_event_ = event_new(base_, -1, EV_PERSIST, &EventLoop::on_posted, this);
+  deferred_delete_event_ = event_new(base_, -1, EV_PERSIST, &EventLoop::on_deferred_delete, this);
+  event_add(posted_event_, nullptr);
+  event_add(deferred_delete_event_, nullptr);
+}
+
+EventLoop::~EventLoop() {
+  graveyard_.clear();
+  event_free(posted_event_);
+  event_free(deferred_delete_event_);
+  event_base_free(base_);
+}
+
+void EventLoop::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(posted_mutex_);
+    posted_.push_back(std::move(fn));
+  }
+  event_active(posted_event_, EV_READ, 0);
+}
+
+void EventLoop::defer_delete(std::unique_ptr<Deletable> object) {
+  if (!object) return;
+  graveyard_.push_back(std::move(object));
+  event_active(deferred_delete_event_, EV_READ, 0);
+}
+
+void EventLoop::drain_deferred() {
+  while (!graveyard_.empty()) {
+    std::vector<std::unique_ptr<Deletable>> dead;
+    dead.swap(graveyard_);
+  }
+}
+
+void EventLoop::run() { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); }
+
+void EventLoop::stop() { event_base_loopbreak(base_); }
+
+// Owner: the loop. Tasks are moved out under the lock and run without it.
+void EventLoop::on_posted(int, short, void* self) noexcept {
+  auto* loop = static_cast<EventLoop*>(self);
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(loop->posted_mutex_);
+    tasks.swap(loop->posted_);
+  }
+  for (auto& task : tasks) {
+    try {
+      task();
+    } catch (const std::exception& e) {
+      spdlog::error("posted task failed: {}", e.what());
+    }
+  }
+}
+
+// Owner: the loop. Destructors may defer more objects; those wait for the next round.
+void EventLoop::on_deferred_delete(int, short, void* self) noexcept {
+  auto* loop = static_cast<EventLoop*>(self);
+  std::vector<std::unique_ptr<Deletable>> dead;
+  dead.swap(loop->graveyard_);
+  dead.clear();
+}
+
+}  // namespace mcpgate::core

@@ -1,0 +1,49 @@
+// HTTP/1.x request and header containers shared by the server and the proxy.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mcpgate::http {
+
+bool iequals(std::string_view a, std::string_view b);
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// Ordered header fields; names compared case-insensitively.
+class HeaderList {
+ public:
+  void add(std::string name, std::string value);
+  // Replaces every field named `name` with one field.
+  void set(std::string_view name, std::string value);
+  void remove(std::string_view name);
+  // First value of `name`, if any.
+  std::optional<std::string_view> get(std::string_view name) const;
+  std::size_t count(std::string_view name) const;
+  const std::vector<Header>& fields() const { return fields_; }
+  std::vector<Header>& fields() { return fields_; }
+
+ private:
+  std::vector<Header> fields_;
+};
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // as received: path + optional "?query"
+  std::string path;    // target before '?'
+  std::string query;   // after '?', without it; empty when none
+  int version_minor = 1;  // HTTP/1.<minor>
+  HeaderList headers;
+  std::string body;
+  bool keep_alive = true;
+  bool expects_continue = false;
+  std::size_t header_bytes = 0;  // request line + fields as received
+};
+
+}  // namespace mcpgate::http

@@ -1,0 +1,266 @@
+#include "http/request_parser.h"
+
+#include <event2/buffer.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <memory>
+
+namespace mcpgate::http {
+namespace {
+
+constexpr std::size_t kMaxHeaderFields = 100;
+constexpr std::size_t kMaxChunkLine = 1024;
+
+bool is_token_char(unsigned char c) {
+  return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s)
+    if (!is_token_char(c)) return false;
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Reads one CRLF- (or LF-) terminated line; null when no full line is buffered.
+std::unique_ptr<char, decltype(&std::free)> read_line(evbuffer* input, std::size_t* length) {
+  return {evbuffer_readln(input, length, EVBUFFER_EOL_CRLF), &std::free};
+}
+
+bool has_control_chars(std::string_view s) {
+  for (unsigned char c : s)
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
+  return false;
+}
+
+}  // namespace
+
+RequestParser::RequestParser(std::size_t max_header_bytes, std::size_t max_body_bytes)
+    : max_header_bytes_(max_header_bytes), max_body_bytes_(max_body_bytes) {}
+
+void RequestParser::reset() {
+  state_ = State::RequestLine;
+  request_ = HttpRequest{};
+  failure_ = ParseFailure{};
+  body_remaining_ = 0;
+  header_fields_ = 0;
+}
+
+RequestParser::Status RequestParser::fail(int status, std::string reason, std::string message) {
+  state_ = State::Error;
+  failure_ = {status, std::move(reason), std::move(message)};
+  return Status::Failed;
+}
+
+RequestParser::Status RequestParser::feed(evbuffer* input) {
+  for (;;) {
+    const State state_before = state_;
+    const std::size_t buffered_before = evbuffer_get_length(input);
+    Status status = Status::NeedMore;
+    switch (state_) {
+      case State::RequestLine:
+      case State::Headers:
+        status = read_header_lines(input);
+        break;
+      case State::FixedBody:
+        status = read_fixed_body(input);
+        break;
+      case State::ChunkSize:
+      case State::ChunkData:
+      case State::ChunkDataEnd:
+      case State::Trailers:
+        status = read_chunked_body(input);
+        break;
+      case State::Done:
+        return Status::Complete;
+      case State::Error:
+        return Status::Failed;
+    }
+    if (status != Status::NeedMore) return status;
+    // Stop once a state can make no progress with what is buffered.
+    if (state_ == state_before && evbuffer_get_length(input) == buffered_before) return Status::NeedMore;
+  }
+}
+
+RequestParser::Status RequestParser::read_header_lines(evbuffer* input) {
+  while (state_ == State::RequestLine || state_ == State::Headers) {
+    std::size_t length = 0;
+    auto line = read_line(input, &length);
+    if (!line) {
+      if (request_.header_bytes + evbuffer_get_length(input) > max_header_bytes_)
+        return fail(431, "headers_too_large", "request header block exceeds the limit");
+      return Status::NeedMore;
+    }
+    request_.header_bytes += length + 2;
+    if (request_.header_bytes > max_header_bytes_)
+      return fail(431, "headers_too_large", "request header block exceeds the limit");
+    std::string text(line.get(), length);
+    Status status;
+    if (state_ == State::RequestLine) {
+      if (text.empty() && request_.header_bytes <= 4) {  // tolerate a stray CRLF between requests
+        request_.header_bytes = 0;
+        continue;
+      }
+      status = parse_request_line(text);
+    } else if (text.empty()) {
+      return finish_headers();
+    } else {
+      status = parse_header_line(text);
+    }
+    if (status == Status::Failed) return status;
+  }
+  return Status::NeedMore;
+}
+
+RequestParser::Status RequestParser::parse_request_line(const std::string& line) {
+  const auto sp1 = line.find(' ');
+  const auto sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
+  if (sp2 == std::string::npos || line.find(' ', sp2 + 1) != std::string::npos)
+    return fail(400, "bad_request", "malformed request line");
+  request_.method = line.substr(0, sp1);
+  request_.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string version = line.substr(sp2 + 1);
+  if (!is_token(request_.method)) return fail(400, "bad_request", "malformed request method");
+  if (request_.target.empty() || request_.target[0] != '/' || has_control_chars(request_.target))
+    return fail(400, "bad_request", "request target must be an absolute path");
+  if (version == "HTTP/1.1") {
+    request_.version_minor = 1;
+  } else if (version == "HTTP/1.0") {
+    request_.version_minor = 0;
+    request_.keep_alive = false;
+  } else {
+    return fail(version.rfind("HTTP/", 0) == 0 ? 505 : 400, "bad_request", "unsupported HTTP version");
+  }
+  const auto query_start = request_.target.find('?');
+  request_.path = request_.target.substr(0, query_start);
+  if (query_start != std::string::npos) request_.query = request_.target.substr(query_start + 1);
+  const auto fragment = request_.query.find('#');
+  if (fragment != std::string::npos) request_.query.resize(fragment);
+  state_ = State::Headers;
+  return Status::NeedMore;
+}
+
+RequestParser::Status RequestParser::parse_header_line(const std::string& line) {
+  if (line[0] == ' ' || line[0] == '\t')
+    return fail(400, "bad_request", "obsolete header line folding is not accepted");
+  const auto colon = line.find(':');
+  if (colon == std::string::npos) return fail(400, "bad_request", "malformed header field");
+  std::string_view name(line.data(), colon);
+  if (!is_token(name)) return fail(400, "bad_request", "malformed header field name");
+  std::string_view value = trim_ows(std::string_view(line).substr(colon + 1));
+  if (has_control_chars(value)) return fail(400, "bad_request", "control character in header value");
+  if (++header_fields_ > kMaxHeaderFields)
+    return fail(431, "headers_too_large", "too many header fields");
+  request_.headers.add(std::string(name), std::string(value));
+  return Status::NeedMore;
+}
+
+RequestParser::Status RequestParser::finish_headers() {
+  auto& headers = request_.headers;
+  if (auto connection = headers.get("Connection")) {
+    // Connection is a comma list; only the close/keep-alive tokens matter here.
+    std::string lowered(*connection);
+    for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lowered.find("close") != std::string::npos) request_.keep_alive = false;
+    if (request_.version_minor == 0 && lowered.find("keep-alive") != std::string::npos) request_.keep_alive = true;
+  }
+  if (request_.version_minor == 1 && headers.count("Host") != 1)
+    return fail(400, "bad_request", "exactly one Host header is required");
+  if (auto expect = headers.get("Expect")) {
+    if (!iequals(*expect, "100-continue")) return fail(417, "bad_request", "unsupported Expect value");
+    request_.expects_continue = true;
+  }
+  const auto transfer_encoding = headers.get("Transfer-Encoding");
+  const auto content_length_count = headers.count("Content-Length");
+  if (transfer_encoding) {
+    // A request with both framings is a smuggling vector: refuse it.
+    if (content_length_count > 0) return fail(400, "bad_request", "both Transfer-Encoding and Content-Length");
+    if (headers.count("Transfer-Encoding") != 1 || !iequals(trim_ows(*transfer_encoding), "chunked"))
+      return fail(501, "bad_request", "only chunked transfer coding is supported");
+    state_ = State::ChunkSize;
+    return Status::NeedMore;
+  }
+  if (content_length_count > 1) return fail(400, "bad_request", "multiple Content-Length headers");
+  if (content_length_count == 1) {
+    const std::string text(*headers.get("Content-Length"));
+    if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos)
+      return fail(400, "bad_request", "malformed Content-Length");
+    body_remaining_ = std::stoull(text);
+    if (body_remaining_ > max_body_bytes_)
+      return fail(413, "body_too_large", "request body exceeds the limit");
+    request_.body.reserve(body_remaining_);
+    state_ = body_remaining_ > 0 ? State::FixedBody : State::Done;
+    return state_ == State::Done ? Status::Complete : Status::NeedMore;
+  }
+  state_ = State::Done;
+  return Status::Complete;
+}
+
+RequestParser::Status RequestParser::read_fixed_body(evbuffer* input) {
+  const std::size_t available = evbuffer_get_length(input);
+  const std::size_t take = std::min(available, body_remaining_);
+  if (take > 0) {
+    const std::size_t old_size = request_.body.size();
+    request_.body.resize(old_size + take);
+    evbuffer_remove(input, request_.body.data() + old_size, take);
+    body_remaining_ -= take;
+  }
+  if (body_remaining_ > 0) return Status::NeedMore;
+  state_ = State::Done;
+  return Status::Complete;
+}
+
+RequestParser::Status RequestParser::read_chunked_body(evbuffer* input) {
+  for (;;) {
+    if (state_ == State::ChunkSize || state_ == State::ChunkDataEnd || state_ == State::Trailers) {
+      std::size_t length = 0;
+      auto line = read_line(input, &length);
+      if (!line) {
+        if (evbuffer_get_length(input) > kMaxChunkLine) return fail(400, "bad_request", "chunk line too long");
+        return Status::NeedMore;
+      }
+      std::string_view text(line.get(), length);
+      if (state_ == State::ChunkDataEnd) {
+        if (!text.empty()) return fail(400, "bad_request", "malformed chunk terminator");
+        state_ = State::ChunkSize;
+        continue;
+      }
+      if (state_ == State::Trailers) {
+        if (text.empty()) {
+          state_ = State::Done;
+          return Status::Complete;
+        }
+        request_.header_bytes += length + 2;
+        if (request_.header_bytes > max_header_bytes_)
+          return fail(431, "headers_too_large", "request trailers exceed the limit");
+        continue;  // trailer fields are read and dropped
+      }
+      const auto size_text = text.substr(0, text.find(';'));
+      if (size_text.empty() || size_text.size() > 15 ||
+          size_text.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos)
+        return fail(400, "bad_request", "malformed chunk size");
+      body_remaining_ = std::stoull(std::string(size_text), nullptr, 16);
+      if (request_.body.size() + body_remaining_ > max_body_bytes_)
+        return fail(413, "body_too_large", "request body exceeds the limit");
+      state_ = body_remaining_ == 0 ? State::Trailers : State::ChunkData;
+      continue;
+    }
+    // ChunkData
+    const std::size_t take = std::min(evbuffer_get_length(input), body_remaining_);
+    if (take == 0) return Status::NeedMore;
+    const std::size_t old_size = request_.body.size();
+    request_.body.resize(old_size + take);
+    evbuffer_remove(input, request_.body.data() + old_size, take);
+    body_remaining_ -= take;
+    if (body_remaining_ == 0) state_ = State::ChunkDataEnd;
+  }
+}
+
+}  // namespace mcpgate::http

@@ -1,0 +1,155 @@
+// mcpgate: arguments, config load, signals, run.
+#include <curl/curl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "config/config.h"
+#include "core/event_loop.h"
+#include "http/tls.h"
+#include "observability/log.h"
+#include "proxy/gateway.h"
+
+namespace {
+
+using namespace mcpgate;
+
+constexpr const char* kUsage =
+    "usage: mcpgate run --config FILE     start the gateway\n"
+    "       mcpgate check --config FILE   validate FILE and exit 0 (valid) or 1\n"
+    "       mcpgate --version\n";
+
+struct Arguments {
+  std::string command;
+  std::string config_path;
+};
+
+bool parse_arguments(int argc, char** argv, Arguments& out) {
+  int i = 1;
+  if (i < argc && argv[i][0] != '-') out.command = argv[i++];
+  if (out.command.empty()) out.command = "run";
+  for (; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if ((arg == "--config" || arg == "-c") && i + 1 < argc) {
+      out.config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      out.config_path = arg.substr(9);
+    } else {
+      return false;
+    }
+  }
+  return (out.command == "run" || out.command == "check") && !out.config_path.empty();
+}
+
+http::TlsContextPtr load_tls(const config::Config& config) {
+  if (!config.server.tls) return nullptr;
+  return http::make_server_tls_context(config.server.tls->cert_file, config.server.tls->key_file);
+}
+
+void log_restart_only_changes(const config::Config& old_config, const config::Config& new_config) {
+  if (old_config.server.listen.to_string() != new_config.server.listen.to_string() ||
+      old_config.server.workers != new_config.server.workers ||
+      old_config.admin.listen.to_string() != new_config.admin.listen.to_string() ||
+      old_config.admin.token != new_config.admin.token || old_config.server.tls.has_value() != new_config.server.tls.has_value())
+    spdlog::warn("config reload: changes to server.listen, server.workers, server.tls on/off and admin take effect on restart");
+}
+
+// SIGHUP: load and validate off the event loops; a bad config leaves the old one serving.
+void reload(proxy::Gateway& gateway, const std::string& path) {
+  try {
+    auto new_config = config::load_config_file(path);
+    auto tls = load_tls(*new_config);
+    log_restart_only_changes(gateway.config(), *new_config);
+    observability::setup_logging(new_config->log);
+    gateway.apply(new_config, tls);
+    ++gateway.metrics().reloads_succeeded;
+    observability::LogEvent(spdlog::level::info, "config reloaded")
+        .field("routes", static_cast<int64_t>(new_config->routes.size()))
+        .emit();
+  } catch (const std::exception& e) {
+    ++gateway.metrics().reloads_failed;
+    observability::LogEvent(spdlog::level::err, "config reload rejected; the previous config stays in force")
+        .field("error", e.what())
+        .emit();
+  }
+}
+
+int run(const config::ConfigPtr& config) {
+  observability::setup_logging(config->log);
+  // The control thread waits for signals; every other thread inherits this mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  core::enable_libevent_threads();
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  proxy::Gateway gateway(config, load_tls(*config));
+  gateway.start();
+  const std::string public_url = config->server.public_url;
+  observability::LogEvent started(spdlog::level::info, "mcpgate started");
+  started.field("listen", config->server.listen.to_string())
+      .field("admin", config->admin.listen.to_string())
+      .field("workers", static_cast<int64_t>(config->server.workers))
+      .field("tls", config->server.tls ? "on" : "off");
+  started.emit();
+  for (const auto& route : config->routes)
+    observability::LogEvent(spdlog::level::info, "route")
+        .field("name", route.name)
+        .field("url", public_url + (route.path == "/" ? "" : route.path))
+        .field("upstream", route.upstream.origin() + route.upstream.path)
+        .field("transport", route.transport == config::Transport::Sse ? "sse" : "streamable_http")
+        .emit();
+
+  for (;;) {
+    int received = 0;
+    if (sigwait(&signals, &received) != 0) continue;
+    if (received == SIGHUP) {
+      reload(gateway, config->source_path);
+      continue;
+    }
+    observability::LogEvent(spdlog::level::info, "shutting down").field("signal", strsignal(received)).emit();
+    gateway.shutdown();
+    break;
+  }
+  observability::LogEvent(spdlog::level::info, "mcpgate stopped").emit();
+  spdlog::shutdown();
+  curl_global_cleanup();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && (std::strcmp(argv[1], "--version") == 0)) {
+    std::printf("mcpgate %s\n", MCPGATE_VERSION);
+    return 0;
+  }
+  Arguments arguments;
+  if (!parse_arguments(argc, argv, arguments)) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  config::ConfigPtr config;
+  try {
+    config = config::load_config_file(arguments.config_path);
+    if (arguments.command == "check") load_tls(*config);  // certificates must load too
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  if (arguments.command == "check") {
+    std::printf("config OK: %s (%zu routes)\n", arguments.config_path.c_str(), config->routes.size());
+    return 0;
+  }
+  try {
+    return run(config);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mcpgate: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,116 @@
+#include "observability/metrics.h"
+
+#include <cstdio>
+
+namespace mcpgate::observability {
+namespace {
+
+std::string escape_label(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out.append("\\n");
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string format_number(double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.17g", value);
+  return text;
+}
+
+}  // namespace
+
+std::string_view http_method_label(std::string_view method) {
+  for (std::string_view known : {"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
+    if (method == known) return known;
+  return "OTHER";
+}
+
+Metrics::Metrics(unsigned shards) {
+  for (unsigned i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+void Metrics::record_request(unsigned shard_index, const RequestSample& sample) {
+  Shard& shard = *shards_.at(shard_index);
+  std::lock_guard lock(shard.mutex);
+  ++shard.requests[{std::string(sample.route), std::string(sample.http_method), std::string(sample.rpc_method),
+                    sample.status}];
+  auto& bytes = shard.bytes[std::string(sample.route)];
+  bytes.first += sample.bytes_in;
+  bytes.second += sample.bytes_out;
+  if (sample.upstream_seconds >= 0) {
+    Histogram& histogram = shard.upstream_latency[std::string(sample.route)];
+    for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
+      if (sample.upstream_seconds <= kLatencyBuckets[i]) ++histogram.buckets[i];
+    ++histogram.count;
+    histogram.sum += sample.upstream_seconds;
+  }
+}
+
+std::string Metrics::render_prometheus() const {
+  std::map<std::tuple<std::string, std::string, std::string, int>, uint64_t> requests;
+  std::map<std::string, Histogram> latency;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> bytes;
+  for (const auto& shard : shards_) {
+    std::lock_guard lock(shard->mutex);
+    for (const auto& [key, count] : shard->requests) requests[key] += count;
+    for (const auto& [route, histogram] : shard->upstream_latency) {
+      Histogram& total = latency[route];
+      for (std::size_t i = 0; i < histogram.buckets.size(); ++i) total.buckets[i] += histogram.buckets[i];
+      total.count += histogram.count;
+      total.sum += histogram.sum;
+    }
+    for (const auto& [route, pair] : shard->bytes) {
+      bytes[route].first += pair.first;
+      bytes[route].second += pair.second;
+    }
+  }
+  std::string out;
+  out.append("# HELP mcpgate_requests_total Requests answered, by route, HTTP method, status and JSON-RPC method.\n");
+  out.append("# TYPE mcpgate_requests_total counter\n");
+  for (const auto& [key, count] : requests) {
+    const auto& [route, method, rpc_method, status] = key;
+    out.append("mcpgate_requests_total{route=\"").append(escape_label(route)).append("\",method=\"").append(method);
+    out.append("\",status=\"").append(std::to_string(status)).append("\",rpc_method=\"").append(escape_label(rpc_method));
+    out.append("\"} ").append(std::to_string(count)).append("\n");
+  }
+  out.append("# HELP mcpgate_upstream_latency_seconds Time from sending a request upstream to its response head.\n");
+  out.append("# TYPE mcpgate_upstream_latency_seconds histogram\n");
+  for (const auto& [route, histogram] : latency) {
+    const std::string label = "route=\"" + escape_label(route) + "\"";
+    for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
+      out.append("mcpgate_upstream_latency_seconds_bucket{").append(label).append(",le=\"")
+          .append(format_number(kLatencyBuckets[i])).append("\"} ").append(std::to_string(histogram.buckets[i])).append("\n");
+    out.append("mcpgate_upstream_latency_seconds_bucket{").append(label).append(",le=\"+Inf\"} ")
+        .append(std::to_string(histogram.count)).append("\n");
+    out.append("mcpgate_upstream_latency_seconds_sum{").append(label).append("} ").append(format_number(histogram.sum)).append("\n");
+    out.append("mcpgate_upstream_latency_seconds_count{").append(label).append("} ").append(std::to_string(histogram.count)).append("\n");
+  }
+  out.append("# HELP mcpgate_request_bytes_total Request body bytes received from clients.\n");
+  out.append("# TYPE mcpgate_request_bytes_total counter\n");
+  for (const auto& [route, pair] : bytes)
+    out.append("mcpgate_request_bytes_total{route=\"").append(escape_label(route)).append("\"} ").append(std::to_string(pair.first)).append("\n");
+  out.append("# HELP mcpgate_response_bytes_total Response body bytes sent to clients.\n");
+  out.append("# TYPE mcpgate_response_bytes_total counter\n");
+  for (const auto& [route, pair] : bytes)
+    out.append("mcpgate_response_bytes_total{route=\"").append(escape_label(route)).append("\"} ").append(std::to_string(pair.second)).append("\n");
+  out.append("# HELP mcpgate_active_connections Client connections open now.\n");
+  out.append("# TYPE mcpgate_active_connections gauge\n");
+  out.append("mcpgate_active_connections ").append(std::to_string(active_connections.load())).append("\n");
+  out.append("# HELP mcpgate_active_streams Event streams being relayed now.\n");
+  out.append("# TYPE mcpgate_active_streams gauge\n");
+  out.append("mcpgate_active_streams ").append(std::to_string(active_streams.load())).append("\n");
+  out.append("# HELP mcpgate_config_reloads_total Config reloads, by result.\n");
+  out.append("# TYPE mcpgate_config_reloads_total counter\n");
+  out.append("mcpgate_config_reloads_total{result=\"success\"} ").append(std::to_string(reloads_succeeded.load())).append("\n");
+  out.append("mcpgate_config_reloads_total{result=\"failure\"} ").append(std::to_string(reloads_failed.load())).append("\n");
+  return out;
+}
+
+}  // namespace mcpgate::observability

@@ -1,0 +1,60 @@
+// Prometheus metrics. Counters are sharded per event loop: each loop writes only
+// its own shard (its mutex is uncontended but for scrapes), the admin thread sums.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+namespace mcpgate::observability {
+
+struct RequestSample {
+  std::string_view route;       // "" when no route matched
+  std::string_view http_method;
+  std::string_view rpc_method;  // already bounded (mcp::metrics_method_label)
+  int status = 0;
+  double upstream_seconds = -1;  // time to the upstream's response head; < 0 when none
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
+class Metrics {
+ public:
+  static constexpr std::array<double, 12> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                            0.5,   1,    2.5,   5,    10,  30};
+  explicit Metrics(unsigned shards);
+
+  void record_request(unsigned shard, const RequestSample& sample);
+  std::string render_prometheus() const;
+
+  std::atomic<int64_t> active_connections{0};
+  std::atomic<int64_t> active_streams{0};
+  std::atomic<uint64_t> reloads_succeeded{0};
+  std::atomic<uint64_t> reloads_failed{0};
+
+ private:
+  struct Histogram {
+    std::array<uint64_t, kLatencyBuckets.size()> buckets{};
+    uint64_t count = 0;
+    double sum = 0;
+  };
+  struct Shard {
+    mutable std::mutex mutex;
+    std::map<std::tuple<std::string, std::string, std::string, int>, uint64_t> requests;
+    std::map<std::string, Histogram> upstream_latency;
+    std::map<std::string, std::pair<uint64_t, uint64_t>> bytes;  // in, out
+  };
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+// Bounded HTTP method label.
+std::string_view http_method_label(std::string_view method);
+
+}  // namespace mcpgate::observability

@@ -1,0 +1,101 @@
+#include "proxy/gateway.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "proxy/proxy_exchange.h"
+
+namespace mcpgate::proxy {
+
+struct Gateway::AdminLoop {
+  core::EventLoop loop;
+  std::atomic<int64_t> connection_count{0};
+  std::unique_ptr<http::ConnectionSet> connections = std::make_unique<http::ConnectionSet>(loop, connection_count);
+  std::unique_ptr<http::Listener> listener;
+  std::thread thread;
+
+  ~AdminLoop() {
+    listener.reset();
+    connections.reset();
+    loop.drain_deferred();
+  }
+};
+
+Gateway::Gateway(config::ConfigPtr config, http::TlsContextPtr tls)
+    : config_(std::move(config)), metrics_(config_->server.workers) {
+  admin_state_.metrics = &metrics_;
+  admin_state_.token = config_->admin.token;
+  for (unsigned i = 0; i < config_->server.workers; ++i)
+    workers_.push_back(std::make_unique<Worker>(i, config_, tls, metrics_));
+}
+
+Gateway::~Gateway() = default;
+
+void Gateway::start() {
+  const auto& server = config_->server;
+  for (auto& worker_ptr : workers_) {
+    Worker* worker = worker_ptr.get();
+    http::Listener::Options options{server.listen.host, server.listen.port, server.limits.max_connections};
+    // Sources read the worker's current snapshot on its own thread, at accept time.
+    auto tls_source = [worker] { return worker->tls; };
+    auto settings_source = [worker] { return connection_settings(*worker->config); };
+    auto factory = [worker](http::Connection& connection) -> std::unique_ptr<http::Exchange> {
+      return std::make_unique<ProxyExchange>(connection, *worker);
+    };
+    worker->listener = std::make_unique<http::Listener>(worker->loop, *worker->connections, options, tls_source,
+                                                        settings_source, factory, metrics_.active_connections);
+  }
+  admin_ = std::make_unique<AdminLoop>();
+  const auto& admin_listen = config_->admin.listen;
+  http::ConnectionSettings admin_settings{8192, 4096, 30000, 10000, 1 << 20};
+  auto admin_factory = [this](http::Connection& connection) -> std::unique_ptr<http::Exchange> {
+    return std::make_unique<admin::AdminExchange>(connection, admin_state_);
+  };
+  admin_->listener = std::make_unique<http::Listener>(
+      admin_->loop, *admin_->connections, http::Listener::Options{admin_listen.host, admin_listen.port, 64}, nullptr,
+      [admin_settings] { return admin_settings; }, admin_factory, admin_->connection_count);
+
+  for (auto& worker : workers_) worker->thread = std::thread([w = worker.get()] { w->loop.run(); });
+  admin_->thread = std::thread([a = admin_.get()] { a->loop.run(); });
+  admin_state_.ready = true;
+}
+
+void Gateway::apply(config::ConfigPtr config, http::TlsContextPtr tls) {
+  config_ = config;
+  for (auto& worker_ptr : workers_) {
+    Worker* worker = worker_ptr.get();
+    worker->loop.post([worker, config, tls] {
+      worker->config = config;
+      worker->tls = tls;
+    });
+  }
+}
+
+void Gateway::shutdown() {
+  admin_state_.ready = false;
+  for (auto& worker_ptr : workers_) {
+    Worker* worker = worker_ptr.get();
+    worker->loop.post([worker] {
+      if (worker->listener) worker->listener->stop_accepting();
+      worker->connections->shutdown();
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_->server.shutdown_grace_ms);
+  while (metrics_.active_connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (metrics_.active_connections.load() > 0)
+    spdlog::warn("shutdown grace period over: closing {} connections", metrics_.active_connections.load());
+  for (auto& worker : workers_) worker->loop.stop();
+  for (auto& worker : workers_)
+    if (worker->thread.joinable()) worker->thread.join();
+  workers_.clear();
+  if (admin_) {
+    admin_->loop.stop();
+    if (admin_->thread.joinable()) admin_->thread.join();
+    admin_.reset();
+  }
+}
+
+}  // namespace mcpgate::proxy

@@ -1,0 +1,43 @@
+// The running gateway: N worker loops serving routes, one admin loop, and the
+// control operations main() drives from its signal thread (reload, shutdown).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "admin/admin_exchange.h"
+#include "config/config.h"
+#include "http/tls.h"
+#include "observability/metrics.h"
+#include "proxy/worker.h"
+
+namespace mcpgate::proxy {
+
+class Gateway {
+ public:
+  Gateway(config::ConfigPtr config, http::TlsContextPtr tls);
+  ~Gateway();
+
+  // Binds every listener (throws std::runtime_error naming the address) and starts the threads.
+  void start();
+  // Hands a validated config (and its TLS context) to every worker; requests
+  // already running keep the snapshot they started with.
+  void apply(config::ConfigPtr config, http::TlsContextPtr tls);
+  // Stops accepting, lets requests finish for up to shutdown_grace_ms, ends
+  // streams cleanly, then stops every thread. Blocks until done.
+  void shutdown();
+
+  const config::Config& config() const { return *config_; }
+  observability::Metrics& metrics() { return metrics_; }
+
+ private:
+  struct AdminLoop;
+
+  config::ConfigPtr config_;  // the control thread's copy
+  observability::Metrics metrics_;
+  admin::AdminState admin_state_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<AdminLoop> admin_;
+};
+
+}  // namespace mcpgate::proxy

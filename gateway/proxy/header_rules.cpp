@@ -1,0 +1,84 @@
+#include "proxy/header_rules.h"
+
+#include <array>
+#include <cctype>
+
+namespace mcpgate::proxy {
+namespace {
+
+constexpr std::array<std::string_view, 9> kHopByHop = {
+    "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+    "TE",         "Trailer",    "Transfer-Encoding", "Upgrade"};
+
+bool connection_names(const http::HeaderList& message, std::string_view name) {
+  for (const auto& field : message.fields()) {
+    if (!http::iequals(field.name, "Connection")) continue;
+    std::string_view list = field.value;
+    while (!list.empty()) {
+      const std::size_t comma = list.find(',');
+      std::string_view token = list.substr(0, comma);
+      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.remove_prefix(1);
+      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.remove_suffix(1);
+      if (http::iequals(token, name)) return true;
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+bool starts_with_ci(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && http::iequals(text.substr(0, prefix.size()), prefix);
+}
+
+}  // namespace
+
+bool is_hop_by_hop(std::string_view name, const http::HeaderList& message) {
+  for (auto hop : kHopByHop)
+    if (http::iequals(name, hop)) return true;
+  return connection_names(message, name);
+}
+
+http::HeaderList upstream_request_headers(const http::HeaderList& client, const ForwardingFacts& facts) {
+  http::HeaderList out;
+  std::string forwarded_for;
+  for (const auto& field : client.fields()) {
+    const std::string_view name = field.name;
+    if (is_hop_by_hop(name, client)) continue;
+    if (http::iequals(name, "Host") || http::iequals(name, "Content-Length") || http::iequals(name, "Expect") ||
+        http::iequals(name, "Authorization") || http::iequals(name, "Cookie") || http::iequals(name, "Forwarded"))
+      continue;
+    if (http::iequals(name, "X-Forwarded-For")) {
+      forwarded_for = field.value;  // the chain so far; ours is appended below
+      continue;
+    }
+    // Identity headers are the gateway's to set (forward_identity); never the client's.
+    if (starts_with_ci(name, "X-Forwarded-") || starts_with_ci(name, "X-MCP-")) continue;
+    out.add(field.name, field.value);
+  }
+  out.add("Host", facts.upstream_host);
+  out.add("X-Forwarded-For", forwarded_for.empty() ? facts.client_address : forwarded_for + ", " + facts.client_address);
+  out.add("X-Forwarded-Proto", facts.client_tls ? "https" : "http");
+  if (auto host = client.get("Host")) out.add("X-Forwarded-Host", std::string(*host));
+  return out;
+}
+
+http::HeaderList client_response_headers(const http::HeaderList& upstream) {
+  http::HeaderList out;
+  for (const auto& field : upstream.fields()) {
+    if (is_hop_by_hop(field.name, upstream) || http::iequals(field.name, "Content-Length")) continue;
+    out.add(field.name, field.value);
+  }
+  if (is_event_stream(upstream)) {
+    out.set("X-Accel-Buffering", "no");
+    if (!out.get("Cache-Control")) out.add("Cache-Control", "no-cache");
+  }
+  return out;
+}
+
+bool is_event_stream(const http::HeaderList& headers) {
+  const auto type = headers.get("Content-Type");
+  return type && starts_with_ci(*type, "text/event-stream");
+}
+
+}  // namespace mcpgate::proxy

@@ -1,0 +1,31 @@
+// Which headers cross the gateway, in each direction (RFC 9110 hop-by-hop rules,
+// forwarding headers, and the credentials the client must not leak upstream).
+#pragma once
+
+#include <string>
+
+#include "http/message.h"
+
+namespace mcpgate::proxy {
+
+struct ForwardingFacts {
+  std::string client_address;  // the peer's IP
+  bool client_tls = false;
+  std::string upstream_host;   // "host:port" for the Host header
+};
+
+// True for a field that belongs to one connection only (including those the
+// message's Connection header names).
+bool is_hop_by_hop(std::string_view name, const http::HeaderList& message);
+
+// Request headers for the upstream: hop-by-hop, Host, Authorization, Cookie,
+// Content-Length and client-sent X-Forwarded-* dropped; X-Forwarded-* and Host set.
+http::HeaderList upstream_request_headers(const http::HeaderList& client, const ForwardingFacts& facts);
+
+// Response headers for the client: hop-by-hop and framing dropped (the gateway
+// frames the body itself); SSE gets X-Accel-Buffering: no.
+http::HeaderList client_response_headers(const http::HeaderList& upstream);
+
+bool is_event_stream(const http::HeaderList& headers);
+
+}  // namespace mcpgate::proxy

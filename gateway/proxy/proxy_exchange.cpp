@@ -1,0 +1,262 @@
+#include "proxy/proxy_exchange.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "observability/log.h"
+#include "proxy/header_rules.h"
+
+namespace mcpgate::proxy {
+namespace {
+
+constexpr std::size_t kMaxBufferedSseBytes = 65536;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+bool origin_allowed(const config::RouteConfig& route, const config::Config& config, std::string_view origin) {
+  if (route.allowed_origins.empty()) {
+    // No list: only the gateway's own origin (DNS-rebinding protection stays on).
+    std::string_view own = config.server.public_url;
+    const auto scheme_end = own.find("://");
+    const auto path_start = scheme_end == std::string_view::npos ? own.npos : own.find('/', scheme_end + 3);
+    return origin == own.substr(0, path_start);
+  }
+  return std::any_of(route.allowed_origins.begin(), route.allowed_origins.end(),
+                     [&](const std::string& allowed) { return allowed == "*" || allowed == origin; });
+}
+
+bool method_allowed(const config::RouteConfig& route, std::string_view method) {
+  if (route.transport == config::Transport::Sse) return method == "GET" || method == "POST";
+  return method == "GET" || method == "POST" || method == "DELETE";
+}
+
+}  // namespace
+
+ProxyExchange::ProxyExchange(http::Connection& connection, Worker& worker)
+    : connection_(connection), worker_(worker), config_(worker.config), started_at_(std::chrono::steady_clock::now()) {}
+
+ProxyExchange::~ProxyExchange() {
+  transfer_.reset();  // cancels before anything it points at goes away
+  if (streaming_) --worker_.metrics.active_streams;
+}
+
+void ProxyExchange::start() {
+  if (check_request() == Stage::Responded) return;
+  if (authorize() == Stage::Responded) return;
+  forward();
+}
+
+ProxyExchange::Stage ProxyExchange::check_request() {
+  const auto& request = connection_.request();
+  if (request.method == "POST" && !request.body.empty()) {
+    rpc_ = mcp::inspect_jsonrpc(request.body);
+    if (rpc_.is_jsonrpc) jsonrpc_id_ = rpc_.id_json;
+  }
+  match_ = match_route(*config_, request.path);
+  if (match_.route == nullptr) {
+    respond_error(404, "not_found", "no route for this path");
+    return Stage::Responded;
+  }
+  const auto& route = *match_.route;
+  if (has_dot_segment(request.path)) {
+    respond_error(400, "bad_request", "dot segments are not allowed in the path");
+    return Stage::Responded;
+  }
+  if (auto origin = request.headers.get("Origin"); origin && !origin_allowed(route, *config_, *origin)) {
+    respond_error(403, "origin_not_allowed", "the Origin of this request is not allowed on this route");
+    return Stage::Responded;
+  }
+  if (!method_allowed(route, request.method)) {
+    respond_error(405, "method_not_allowed", "HTTP method not allowed on an MCP endpoint");
+    return Stage::Responded;
+  }
+  if (request.method != "POST") return Stage::Continue;
+  if (!rpc_.valid_json) {
+    jsonrpc_id_ = "null";
+    respond_error(400, "parse_error", "the request body is not valid JSON");
+    return Stage::Responded;
+  }
+  if (!rpc_.is_jsonrpc) {
+    jsonrpc_id_ = "null";
+    respond_error(400, "invalid_request", "the request body is not a JSON-RPC 2.0 message");
+    return Stage::Responded;
+  }
+  // 2026-07-28: the routing headers must agree with the body, or policy read from
+  // one could be bypassed through the other.
+  if (!rpc_.is_batch) {
+    if (auto method = request.headers.get("Mcp-Method"); method && *method != rpc_.method) {
+      respond_error(400, "header_mismatch", "the Mcp-Method header does not match the body's method");
+      return Stage::Responded;
+    }
+    if (auto name = request.headers.get("Mcp-Name");
+        name && name->rfind("=?", 0) != 0 && (!rpc_.has_name || *name != rpc_.name)) {
+      respond_error(400, "header_mismatch", "the Mcp-Name header does not match the body's target name");
+      return Stage::Responded;
+    }
+  }
+  return Stage::Continue;
+}
+
+ProxyExchange::Stage ProxyExchange::authorize() {
+  // Stage where token validation and per-method/per-tool policy plug in. Only
+  // `auth: {type: none}` is accepted by the config loader today.
+  switch (match_.route->auth) {
+    case config::AuthType::None:
+      return Stage::Continue;
+  }
+  respond_error(500, "internal_error", "unknown authentication type");
+  return Stage::Responded;
+}
+
+void ProxyExchange::forward() {
+  const auto& request = connection_.request();
+  const auto& route = *match_.route;
+  const auto& limits = config_->server.limits;
+  ForwardingFacts facts{connection_.peer_address(), connection_.is_tls(), route.upstream.origin().substr(route.upstream.scheme.size() + 3)};
+  upstream::UpstreamRequest upstream_request;
+  upstream_request.method = request.method;
+  upstream_request.url = upstream_url_for(match_, request.query);
+  upstream_request.headers = upstream_request_headers(request.headers, facts);
+  upstream_request.body = &request.body;  // the Connection keeps the request until the response ends
+  upstream_request.connect_timeout_ms = limits.upstream_connect_timeout_ms;
+  upstream_request.response_timeout_ms = limits.upstream_timeout_ms;
+  transfer_ = std::make_unique<upstream::Transfer>(worker_.curl, *this, std::move(upstream_request));
+  upstream_started_at_ = std::chrono::steady_clock::now();
+  transfer_->start();
+}
+
+void ProxyExchange::on_response_head(int status, http::HeaderList headers) {
+  upstream_status_ = status;
+  upstream_seconds_ = seconds_since(upstream_started_at_);
+  streaming_ = is_event_stream(headers);
+  if (streaming_) ++worker_.metrics.active_streams;
+  rewriting_endpoint_ = streaming_ && match_.route->transport == config::Transport::Sse &&
+                        connection_.request().method == "GET";
+  std::optional<std::size_t> content_length;
+  if (!streaming_) {
+    if (auto length = headers.get("Content-Length"); length && !length->empty() &&
+                                                     length->find_first_not_of("0123456789") == std::string_view::npos)
+      content_length = std::stoull(std::string(*length));
+  }
+  connection_.send_head(status, client_response_headers(headers), content_length);
+}
+
+bool ProxyExchange::can_take_data() { return !connection_.over_high_water(); }
+
+void ProxyExchange::on_response_data(const char* data, std::size_t length) {
+  bytes_out_ += length;
+  if (rewriting_endpoint_) {
+    relay_endpoint_events(data, length);
+    return;
+  }
+  connection_.send_body(data, length);
+}
+
+// Legacy SSE: events pass whole until the `endpoint` event, which is pointed back
+// at the gateway; from then on bytes pass through untouched.
+void ProxyExchange::relay_endpoint_events(const char* data, std::size_t length) {
+  sse_splitter_.feed(std::string_view(data, length));
+  while (rewriting_endpoint_) {
+    auto raw = sse_splitter_.next_event();
+    if (!raw) break;
+    mcp::SseEvent event = mcp::parse_sse_event(*raw);
+    if (event.type != "endpoint") {
+      connection_.send_body(raw->data(), raw->size());
+      continue;
+    }
+    auto mapped = mcp::gateway_endpoint_for(event.data, match_.route->upstream, match_.route->path);
+    if (!mapped) {
+      spdlog::error("route '{}': upstream endpoint event names another origin; closing the stream", match_.route->name);
+      transfer_->cancel();
+      complete(502);
+      connection_.abort();
+      return;
+    }
+    event.data = *mapped;
+    const std::string rewritten = mcp::serialize_sse_event(event);
+    connection_.send_body(rewritten.data(), rewritten.size());
+    rewriting_endpoint_ = false;
+  }
+  if (!rewriting_endpoint_) {
+    const std::string rest = sse_splitter_.take_rest();
+    connection_.send_body(rest.data(), rest.size());
+  } else if (sse_splitter_.buffered() > kMaxBufferedSseBytes) {
+    spdlog::error("route '{}': upstream SSE event too large before the endpoint event", match_.route->name);
+    transfer_->cancel();
+    complete(502);
+    connection_.abort();
+  }
+}
+
+void ProxyExchange::on_transfer_done(upstream::TransferError error, const std::string& detail) {
+  if (error == upstream::TransferError::None) {
+    complete(upstream_status_);
+    connection_.finish_response();
+    return;
+  }
+  if (connection_.head_sent()) {
+    // Mid-body failure: the status is already out; a truncated body tells the client.
+    spdlog::warn("route '{}': upstream failed mid-response: {}", match_.route->name, detail);
+    complete(upstream_status_);
+    connection_.abort();
+    return;
+  }
+  if (error == upstream::TransferError::Timeout) {
+    respond_error(504, "upstream_timeout", "the upstream did not answer in time");
+  } else {
+    spdlog::warn("route '{}': upstream unavailable: {}", match_.route->name, detail);
+    respond_error(502, "upstream_unavailable", "the upstream server is unavailable");
+  }
+}
+
+void ProxyExchange::on_client_drained() {
+  if (transfer_ && transfer_->paused()) transfer_->resume();
+}
+
+void ProxyExchange::on_client_closed() {
+  if (transfer_) transfer_->cancel();  // for 2026-07-28 clients this is the cancellation signal
+  complete(connection_.head_sent() ? upstream_status_ : 499);
+}
+
+void ProxyExchange::on_shutdown() {
+  if (!streaming_ || !connection_.head_sent()) return;  // ordinary requests finish within the grace period
+  transfer_->cancel();
+  complete(upstream_status_);
+  connection_.finish_response();  // ends the stream cleanly; clients reconnect elsewhere
+}
+
+void ProxyExchange::respond_error(int status, std::string reason, std::string message) {
+  complete(status);
+  connection_.send_error({status, std::move(reason), std::move(message)}, jsonrpc_id_);
+}
+
+void ProxyExchange::complete(int status) {
+  if (completed_) return;
+  completed_ = true;
+  const auto& request = connection_.request();
+  const std::string_view route = match_.route != nullptr ? std::string_view(match_.route->name) : std::string_view();
+  const double latency = seconds_since(started_at_);
+  worker_.metrics.record_request(worker_.index, {route, observability::http_method_label(request.method),
+                                                 mcp::metrics_method_label(rpc_.method), status, upstream_seconds_,
+                                                 request.body.size(), bytes_out_});
+  if (!config_->log.access_log) return;
+  observability::LogEvent line(spdlog::level::info, "access");
+  line.field("route", route)
+      .field("http_method", request.method)
+      .field("path", request.target)
+      .field("client", connection_.peer_address())
+      .field("status", static_cast<int64_t>(status))
+      .field("upstream_status", static_cast<int64_t>(upstream_status_))
+      .field("latency_ms", latency * 1000)
+      .field("bytes_in", static_cast<int64_t>(request.body.size()))
+      .field("bytes_out", static_cast<int64_t>(bytes_out_));
+  if (!rpc_.method.empty()) line.field("rpc_method", rpc_.method);
+  if (rpc_.method == "tools/call" && rpc_.has_name) line.field("tool", rpc_.name);
+  if (upstream_seconds_ >= 0) line.field("upstream_ms", upstream_seconds_ * 1000);
+  line.emit();
+}
+
+}  // namespace mcpgate::proxy

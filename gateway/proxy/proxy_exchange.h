@@ -1,0 +1,67 @@
+// The request pipeline for one client request on an MCP route:
+//   route match -> inbound checks (path, Origin, method, JSON-RPC body) ->
+//   authenticate/authorize (route.auth; `none` only for now) -> forward ->
+//   stream the response back -> access log and metrics.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "http/server.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/sse.h"
+#include "proxy/router.h"
+#include "proxy/worker.h"
+#include "upstream/transfer.h"
+
+namespace mcpgate::proxy {
+
+class ProxyExchange : public http::Exchange, public upstream::TransferSink {
+ public:
+  ProxyExchange(http::Connection& connection, Worker& worker);
+  ~ProxyExchange() override;
+
+  void start() override;
+  void on_client_drained() override;
+  void on_client_closed() override;
+  void on_shutdown() override;
+
+ private:
+  enum class Stage { Continue, Responded };
+
+  Stage check_request();
+  Stage authorize();
+  void forward();
+
+  // upstream::TransferSink (called on the loop thread, maybe inside curl callbacks)
+  void on_response_head(int status, http::HeaderList headers) override;
+  bool can_take_data() override;
+  void on_response_data(const char* data, std::size_t length) override;
+  void on_transfer_done(upstream::TransferError error, const std::string& detail) override;
+
+  void relay_endpoint_events(const char* data, std::size_t length);
+  void respond_error(int status, std::string reason, std::string message);
+  // Access log line and metrics, once per exchange.
+  void complete(int status);
+
+  http::Connection& connection_;
+  Worker& worker_;
+  config::ConfigPtr config_;  // the snapshot this request started with
+  RouteMatch match_;
+  mcp::JsonRpcInfo rpc_;
+  std::optional<std::string> jsonrpc_id_;  // set when the client spoke JSON-RPC
+  std::unique_ptr<upstream::Transfer> transfer_;
+  std::chrono::steady_clock::time_point started_at_;
+  std::chrono::steady_clock::time_point upstream_started_at_;
+  double upstream_seconds_ = -1;
+  int upstream_status_ = 0;
+  bool streaming_ = false;
+  bool rewriting_endpoint_ = false;  // legacy SSE: until the endpoint event is rewritten
+  mcp::SseSplitter sse_splitter_;
+  uint64_t bytes_out_ = 0;
+  bool completed_ = false;
+};
+
+}  // namespace mcpgate::proxy

@@ -1,0 +1,27 @@
+// Route selection and the upstream URL a request maps to.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+
+namespace mcpgate::proxy {
+
+struct RouteMatch {
+  const config::RouteConfig* route = nullptr;
+  std::string rest;  // the request path after the route prefix ("" or "/...")
+};
+
+// Longest path prefix on a segment boundary ("/a" matches "/a" and "/a/b", not "/ab").
+RouteMatch match_route(const config::Config& config, std::string_view path);
+
+// True when the path has a "." or ".." segment, literal or percent-encoded:
+// such a path could climb out of the route's upstream path.
+bool has_dot_segment(std::string_view path);
+
+// The upstream URL for `match`. Streamable HTTP: upstream path + rest. Legacy SSE:
+// the route path itself is the SSE stream; `rest` is a path on the upstream origin.
+std::string upstream_url_for(const RouteMatch& match, std::string_view query);
+
+}  // namespace mcpgate::proxy
