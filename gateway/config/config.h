@@ -86,7 +86,7 @@ struct RouteConfig {
   Transport transport = Transport::StreamableHttp;
   std::string resource;       // default: public_url + path
   std::string resource_name;  // default: name
-  std::vector<std::string> allowed_origins;  // empty: any Origin allowed
+  std::vector<std::string> allowed_origins;  // empty: only public_url's origin; "*": any
   AuthType auth = AuthType::None;
   bool forward_identity = false;
 };
