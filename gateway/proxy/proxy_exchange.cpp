@@ -28,9 +28,10 @@ bool origin_allowed(const config::RouteConfig& route, const config::Config& conf
                      [&](const std::string& allowed) { return allowed == "*" || allowed == origin; });
 }
 
+// OPTIONS passes so the upstream can answer CORS preflights (after the Origin check).
 bool method_allowed(const config::RouteConfig& route, std::string_view method) {
-  if (route.transport == config::Transport::Sse) return method == "GET" || method == "POST";
-  return method == "GET" || method == "POST" || method == "DELETE";
+  if (method == "GET" || method == "POST" || method == "OPTIONS") return true;
+  return route.transport == config::Transport::StreamableHttp && method == "DELETE";
 }
 
 }  // namespace
