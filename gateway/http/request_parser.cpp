@@ -164,13 +164,18 @@ RequestParser::Status RequestParser::parse_header_line(const std::string& line) 
 
 RequestParser::Status RequestParser::finish_headers() {
   auto& headers = request_.headers;
-  if (auto connection = headers.get("Connection")) {
-    // Connection is a comma list; only the close/keep-alive tokens matter here.
-    std::string lowered(*connection);
+  // Connection is a comma list, possibly over several fields; "close" wins over "keep-alive".
+  bool close_requested = false;
+  bool keep_alive_requested = false;
+  for (const auto& field : headers.fields()) {
+    if (!iequals(field.name, "Connection")) continue;
+    std::string lowered(field.value);
     for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (lowered.find("close") != std::string::npos) request_.keep_alive = false;
-    if (request_.version_minor == 0 && lowered.find("keep-alive") != std::string::npos) request_.keep_alive = true;
+    close_requested |= lowered.find("close") != std::string::npos;
+    keep_alive_requested |= lowered.find("keep-alive") != std::string::npos;
   }
+  if (request_.version_minor == 0 && keep_alive_requested) request_.keep_alive = true;
+  if (close_requested) request_.keep_alive = false;
   if (request_.version_minor == 1 && headers.count("Host") != 1)
     return fail(400, "bad_request", "exactly one Host header is required");
   if (auto expect = headers.get("Expect")) {
@@ -184,6 +189,7 @@ RequestParser::Status RequestParser::finish_headers() {
     if (content_length_count > 0) return fail(400, "bad_request", "both Transfer-Encoding and Content-Length");
     if (headers.count("Transfer-Encoding") != 1 || !iequals(trim_ows(*transfer_encoding), "chunked"))
       return fail(501, "bad_request", "only chunked transfer coding is supported");
+    if (request_.version_minor == 0) request_.keep_alive = false;  // RFC 9112 §6.1: suspect framing
     state_ = State::ChunkSize;
     return Status::NeedMore;
   }

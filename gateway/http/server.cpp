@@ -107,6 +107,7 @@ void Connection::on_write(bufferevent*, void* self) noexcept {
 
 void Connection::on_event(bufferevent*, short what, void* self) noexcept {
   auto* connection = static_cast<Connection*>(self);
+  if (what == BEV_EVENT_CONNECTED) return;  // a TLS handshake finished
   if (what & BEV_EVENT_TIMEOUT)
     spdlog::debug("closing connection from {}: client stopped reading", connection->peer_address_);
   connection->close();

@@ -1,6 +1,8 @@
 #include "mcp/sse.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 
 namespace mcpgate::mcp {
 namespace {
@@ -84,23 +86,65 @@ std::string serialize_sse_event(const SseEvent& event) {
   return out;
 }
 
+namespace {
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// For "scheme://authority/rest": the rest if scheme, host and port (default by
+// scheme) name the upstream; nullopt otherwise.
+std::optional<std::string> same_origin_rest(std::string_view url, std::size_t scheme_end,
+                                            const config::UpstreamUrl& upstream) {
+  const std::string scheme = lowercase(url.substr(0, scheme_end));
+  std::string_view rest = url.substr(scheme_end + 3);
+  const std::size_t authority_end = std::min(rest.find_first_of("/?#"), rest.size());
+  std::string_view authority = rest.substr(0, authority_end);
+  rest.remove_prefix(authority_end);
+  std::string_view host = authority;
+  std::string_view port_text;
+  const std::size_t bracket = authority.rfind(']');
+  const std::size_t colon = authority.rfind(':');
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    host = authority.substr(0, colon);
+    port_text = authority.substr(colon + 1);
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (authority.find('@') != std::string_view::npos || rest.empty() || rest.front() != '/') return std::nullopt;
+  if (port_text.size() > 5 || port_text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  const long default_port = scheme == "https" ? 443 : 80;
+  const long port = port_text.empty() ? default_port : std::strtol(std::string(port_text).c_str(), nullptr, 10);
+  if (scheme != upstream.scheme || lowercase(host) != lowercase(upstream.host) || port != upstream.port)
+    return std::nullopt;
+  return std::string(rest);
+}
+
+}  // namespace
+
 std::optional<std::string> gateway_endpoint_for(std::string_view endpoint, const config::UpstreamUrl& upstream,
                                                 std::string_view route_path) {
   std::string path;
-  if (endpoint.rfind("http://", 0) == 0 || endpoint.rfind("https://", 0) == 0) {
-    const std::string origin = upstream.origin();
-    if (endpoint.substr(0, origin.size()) != origin) return std::nullopt;
-    path = endpoint.substr(origin.size());
-    if (path.empty() || path.front() != '/') return std::nullopt;
+  const std::size_t scheme_end = endpoint.find("://");
+  const bool absolute = scheme_end != std::string_view::npos && scheme_end > 0 &&
+                        endpoint.substr(0, scheme_end).find_first_of("/?#") == std::string_view::npos;
+  if (absolute) {
+    auto rest = same_origin_rest(endpoint, scheme_end, upstream);
+    if (!rest) return std::nullopt;
+    path = std::move(*rest);
   } else if (endpoint.rfind("//", 0) == 0) {
     return std::nullopt;  // scheme-relative: another host
-  } else if (!endpoint.empty() && endpoint.front() == '/') {
-    path = endpoint;
   } else {
+    path = endpoint;
+  }
+  if (path.empty() || path.front() == '?' || path.front() == '#') {
+    path.insert(0, upstream.path);  // query-only reference: same path (RFC 3986 §5.2.2)
+  } else if (path.front() != '/') {
     // Relative to the directory of the upstream SSE URL.
     const std::size_t slash = upstream.path.rfind('/');
-    path = upstream.path.substr(0, slash + 1);
-    path.append(endpoint);
+    path.insert(0, upstream.path.substr(0, slash + 1));
   }
   std::string gateway(route_path == "/" ? "" : route_path);
   gateway.append(path);

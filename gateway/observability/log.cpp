@@ -44,9 +44,10 @@ class MessageFlag : public spdlog::custom_flag_formatter {
     std::string_view text(msg.payload.data(), msg.payload.size());
     const bool structured = !text.empty() && text.front() == kStructuredMarker;
     if (structured) text.remove_prefix(1);
-    std::string masked = mask_secrets(text);
-    if (json_ && !structured) masked = "\"msg\":\"" + json_escape(masked) + "\"";
-    dest.append(masked.data(), masked.data() + masked.size());
+    // LogEvent fields were masked before escaping; plain messages are masked here.
+    std::string line = structured ? std::string(text) : mask_secrets(text);
+    if (json_ && !structured) line = "\"msg\":\"" + json_escape(line) + "\"";
+    dest.append(line.data(), line.data() + line.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<MessageFlag>(json_); }
 
@@ -100,36 +101,42 @@ std::string json_escape(std::string_view text) {
   return out;
 }
 
+// Works on raw text (before JSON escaping), so a masked span never eats an escape.
 std::string mask_secrets(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   std::size_t i = 0;
   while (i < text.size()) {
-    // "Bearer xyz" / "Basic xyz": keep the scheme, hide the credential.
-    for (std::string_view scheme : {"bearer ", "basic "}) {
-      if (ieq_prefix(text, i, scheme) && (i == 0 || !std::isalnum(static_cast<unsigned char>(text[i - 1])))) {
-        out.append(text.substr(i, scheme.size()));
-        i += scheme.size();
-        std::size_t end = i;
-        while (end < text.size() && is_token_char(text[end])) ++end;
-        if (end > i) out.append("***");
-        i = end;
-        break;
-      }
+    // "Bearer xyz" / "Basic xyz" (any run of spaces or tabs): keep the scheme, hide the credential.
+    bool masked_scheme = false;
+    for (std::string_view scheme : {"bearer", "basic"}) {
+      const std::size_t after = i + scheme.size();
+      if (!ieq_prefix(text, i, scheme) || after >= text.size() || (text[after] != ' ' && text[after] != '\t') ||
+          (i > 0 && std::isalnum(static_cast<unsigned char>(text[i - 1]))))
+        continue;
+      std::size_t start = after;
+      while (start < text.size() && (text[start] == ' ' || text[start] == '\t')) ++start;
+      std::size_t end = start;
+      while (end < text.size() && is_token_char(text[end])) ++end;
+      out.append(text.substr(i, start - i));
+      if (end > start) out.append("***");
+      i = end;
+      masked_scheme = true;
+      break;
     }
-    if (i >= text.size()) break;
+    if (masked_scheme) continue;
     // A JWT anywhere: eyJ... with dots.
     if (text.compare(i, 3, "eyJ") == 0) {
       std::size_t end = i;
       int dots = 0;
-      while (end < text.size() && (is_token_char(text[end]))) dots += text[end++] == '.';
+      while (end < text.size() && is_token_char(text[end])) dots += text[end++] == '.';
       if (dots >= 1) {
         out.append("***");
         i = end;
         continue;
       }
     }
-    // key=value where the key names a secret.
+    // key=value where the key names a secret; a quoted value is masked to its closing quote.
     if (text[i] == '=' && i > 0) {
       std::size_t key_start = i;
       while (key_start > 0 && (std::isalnum(static_cast<unsigned char>(text[key_start - 1])) ||
@@ -138,10 +145,19 @@ std::string mask_secrets(std::string_view text) {
       if (is_secret_key(text.substr(key_start, i - key_start))) {
         out.push_back('=');
         std::size_t end = i + 1;
-        while (end < text.size() && text[end] != '&' && text[end] != '"' && text[end] != ' ' && text[end] != ',' &&
-               text[end] != ';' && text[end] != '\'')
-          ++end;
-        if (end > i + 1) out.append("***");
+        if (end < text.size() && (text[end] == '"' || text[end] == '\'')) {
+          const char quote = text[end];
+          const std::size_t close = text.find(quote, end + 1);
+          end = close == std::string_view::npos ? text.size() : close + 1;
+          out.push_back(quote);
+          out.append("***");
+          if (close != std::string_view::npos) out.push_back(quote);
+        } else {
+          while (end < text.size() && text[end] != '&' && text[end] != '"' && text[end] != ' ' &&
+                 text[end] != ',' && text[end] != ';' && text[end] != '\'')
+            ++end;
+          if (end > i + 1) out.append("***");
+        }
         i = end;
         continue;
       }
@@ -153,11 +169,11 @@ std::string mask_secrets(std::string_view text) {
 
 LogEvent::LogEvent(spdlog::level::level_enum level, std::string_view message) : level_(level) {
   fields_.push_back(kStructuredMarker);
-  fields_.append("\"msg\":\"").append(json_escape(message)).append("\"");
+  fields_.append("\"msg\":\"").append(json_escape(mask_secrets(message))).append("\"");
 }
 
 LogEvent& LogEvent::field(std::string_view key, std::string_view value) {
-  fields_.append(",\"").append(key).append("\":\"").append(json_escape(value)).append("\"");
+  fields_.append(",\"").append(key).append("\":\"").append(json_escape(mask_secrets(value))).append("\"");
   return *this;
 }
 

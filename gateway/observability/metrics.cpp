@@ -1,6 +1,6 @@
 #include "observability/metrics.h"
 
-#include <cstdio>
+#include <charconv>
 
 namespace mcpgate::observability {
 namespace {
@@ -18,10 +18,12 @@ std::string escape_label(std::string_view value) {
   return out;
 }
 
+// The shortest text that reads back as `value` ("0.1", not "0.10000000000000001"),
+// so bucket labels match what dashboards select on.
 std::string format_number(double value) {
   char text[64];
-  std::snprintf(text, sizeof text, "%.17g", value);
-  return text;
+  const auto result = std::to_chars(text, text + sizeof text, value);
+  return std::string(text, result.ptr);
 }
 
 }  // namespace

@@ -53,7 +53,9 @@ http::HeaderList upstream_request_headers(const http::HeaderList& client, const 
       continue;
     }
     // Identity headers are the gateway's to set (forward_identity); never the client's.
-    if (starts_with_ci(name, "X-Forwarded-") || starts_with_ci(name, "X-MCP-")) continue;
+    if (starts_with_ci(name, "X-Forwarded-") || starts_with_ci(name, "X-MCP-") || http::iequals(name, "X-Real-IP") ||
+        http::iequals(name, "True-Client-IP") || http::iequals(name, "X-Client-IP"))
+      continue;
     out.add(field.name, field.value);
   }
   out.add("Host", facts.upstream_host);

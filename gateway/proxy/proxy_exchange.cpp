@@ -223,10 +223,14 @@ void ProxyExchange::on_client_closed() {
 }
 
 void ProxyExchange::on_shutdown() {
-  if (!streaming_ || !connection_.head_sent()) return;  // ordinary requests finish within the grace period
+  // A stream answering one request (a tool call) finishes within the grace period like
+  // any request; streams that never end on their own (GET streams, subscriptions/listen)
+  // are ended now so clients reconnect elsewhere.
+  const bool long_lived = connection_.request().method == "GET" || rpc_.method == "subscriptions/listen";
+  if (!streaming_ || !long_lived || !connection_.head_sent()) return;
   transfer_->cancel();
   complete(upstream_status_);
-  connection_.finish_response();  // ends the stream cleanly; clients reconnect elsewhere
+  connection_.finish_response();
 }
 
 void ProxyExchange::respond_error(int status, std::string reason, std::string message) {

@@ -41,7 +41,8 @@ bool has_dot_segment(std::string_view path) {
   while (start <= decoded.size()) {
     std::size_t end = decoded.find('/', start);
     if (end == std::string::npos) end = decoded.size();
-    const std::string_view segment(decoded.data() + start, end - start);
+    std::string_view segment(decoded.data() + start, end - start);
+    segment = segment.substr(0, segment.find(';'));  // "..;x" is ".." to some servlet upstreams
     if (segment == "." || segment == "..") return true;
     start = end + 1;
   }

@@ -1,0 +1,231 @@
+// Tests for what the gateway reads from a JSON-RPC body (method, id, target name)
+// and the bounded method label used in metrics.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+
+#include "mcp/jsonrpc.h"
+
+using mcpgate::mcp::inspect_jsonrpc;
+using mcpgate::mcp::metrics_method_label;
+
+TEST_CASE("jsonrpc: a request") {
+  const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":7,"method":"tools/list","params":{}})");
+  CHECK(info.valid_json);
+  CHECK(info.is_jsonrpc);
+  CHECK_FALSE(info.is_batch);
+  CHECK(info.is_request);
+  CHECK(info.method == "tools/list");
+  CHECK(info.id_json == "7");
+  CHECK_FALSE(info.has_name);
+  CHECK(info.name.empty());
+}
+
+TEST_CASE("jsonrpc: a notification has no id") {
+  const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+  CHECK(info.valid_json);
+  CHECK(info.is_jsonrpc);
+  CHECK_FALSE(info.is_request);
+  CHECK(info.method == "notifications/initialized");
+  CHECK(info.id_json == "null");
+}
+
+TEST_CASE("jsonrpc: a response has an id but no method") {
+  const auto result = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":"abc","result":{"roots":[]}})");
+  CHECK(result.valid_json);
+  CHECK(result.is_jsonrpc);
+  CHECK_FALSE(result.is_request);
+  CHECK(result.method.empty());
+  CHECK(result.id_json == R"("abc")");
+
+  const auto error = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"no"}})");
+  CHECK(error.is_jsonrpc);
+  CHECK_FALSE(error.is_request);
+  CHECK(error.id_json == "3");
+}
+
+TEST_CASE("jsonrpc: a batch is read from its first message") {
+  const auto info = inspect_jsonrpc(
+      R"([{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search"}},)"
+      R"({"jsonrpc":"2.0","id":2,"method":"ping"}])");
+  CHECK(info.valid_json);
+  CHECK(info.is_batch);
+  CHECK(info.is_jsonrpc);
+  CHECK(info.is_request);
+  CHECK(info.method == "tools/call");
+  CHECK(info.id_json == "1");
+  CHECK(info.name == "search");
+}
+
+TEST_CASE("jsonrpc: batches that are not JSON-RPC") {
+  SUBCASE("empty") {
+    const auto info = inspect_jsonrpc("[]");
+    CHECK(info.valid_json);
+    CHECK(info.is_batch);
+    CHECK_FALSE(info.is_jsonrpc);
+    CHECK(info.method.empty());
+  }
+  SUBCASE("of non-objects") {
+    const auto info = inspect_jsonrpc("[1, 2]");
+    CHECK(info.valid_json);
+    CHECK(info.is_batch);
+    CHECK_FALSE(info.is_jsonrpc);
+  }
+}
+
+TEST_CASE("jsonrpc: invalid JSON") {
+  for (const char* body : {"", "{", "not json", R"({"jsonrpc":"2.0",})", R"({"jsonrpc":"2.0"} trailing)",
+                           R"({"jsonrpc":"2.0","method":"a\u0000b"})", "{'jsonrpc':'2.0'}"}) {
+    CAPTURE(body);
+    const auto info = inspect_jsonrpc(body);
+    CHECK_FALSE(info.valid_json);
+    CHECK_FALSE(info.is_jsonrpc);
+    CHECK_FALSE(info.is_request);
+    CHECK(info.method.empty());
+    CHECK(info.id_json == "null");
+  }
+}
+
+TEST_CASE("jsonrpc: invalid UTF-8 is invalid JSON") {
+  const auto info = inspect_jsonrpc("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"caf\xe9\"}");
+  CHECK_FALSE(info.valid_json);
+}
+
+TEST_CASE("jsonrpc: a body with an embedded NUL byte is not read past it") {
+  using namespace std::string_literals;
+  const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"ping"})"s + "\0garbage"s);
+  CHECK_FALSE(info.valid_json);
+}
+
+TEST_CASE("jsonrpc: valid JSON that is not JSON-RPC 2.0") {
+  for (const char* body : {R"({"jsonrpc":"1.0","id":1,"method":"ping"})", R"({"jsonrpc":2.0,"id":1,"method":"ping"})",
+                           R"({"id":1,"method":"ping"})", R"("jsonrpc")", "42", "null", "{}"}) {
+    CAPTURE(body);
+    const auto info = inspect_jsonrpc(body);
+    CHECK(info.valid_json);
+    CHECK_FALSE(info.is_jsonrpc);
+    CHECK_FALSE(info.is_batch);
+  }
+}
+
+TEST_CASE("jsonrpc: id kinds") {
+  SUBCASE("string") {
+    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":"req-\"1\"","method":"ping"})");
+    CHECK(info.is_request);
+    CHECK(info.id_json == R"("req-\"1\"")");
+  }
+  SUBCASE("number") {
+    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":-9007199254740993,"method":"ping"})");
+    CHECK(info.is_request);
+    CHECK(info.id_json == "-9007199254740993");
+  }
+  SUBCASE("zero") {
+    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":0,"method":"ping"})");
+    CHECK(info.is_request);
+    CHECK(info.id_json == "0");
+  }
+  SUBCASE("empty string") {
+    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":"","method":"ping"})");
+    CHECK(info.is_request);
+    CHECK(info.id_json == R"("")");
+  }
+  SUBCASE("null") {
+    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":null,"method":"ping"})");
+    CHECK(info.is_jsonrpc);
+    CHECK(info.method == "ping");
+    CHECK(info.id_json == "null");
+  }
+  // Only strings and integers are echoed: anything else is reported as null, so an
+  // error reply never repeats an attacker-sized structure.
+  for (const char* id : {R"({"nested":[1,2,3]})", "[1]", "1.5", "true"}) {
+    CAPTURE(id);
+    const auto info = inspect_jsonrpc(std::string(R"({"jsonrpc":"2.0","method":"ping","id":)") + id + "}");
+    CHECK(info.valid_json);
+    CHECK(info.is_jsonrpc);
+    CHECK(info.id_json == "null");
+    CHECK_FALSE(info.is_request);
+  }
+}
+
+TEST_CASE("jsonrpc: the target name from params.name or params.uri") {
+  SUBCASE("tools/call name") {
+    const auto info = inspect_jsonrpc(
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather","arguments":{"name":"x"}}})");
+    CHECK(info.has_name);
+    CHECK(info.name == "get_weather");
+  }
+  SUBCASE("prompts/get name") {
+    const auto info =
+        inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summarize"}})");
+    CHECK(info.name == "summarize");
+  }
+  SUBCASE("resources/read uri") {
+    const auto info =
+        inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///etc/x"}})");
+    CHECK(info.has_name);
+    CHECK(info.name == "file:///etc/x");
+  }
+  SUBCASE("name wins over uri") {
+    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"m","params":{"uri":"u","name":"n"}})");
+    CHECK(info.name == "n");
+  }
+  SUBCASE("a non-string name falls back to uri") {
+    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"m","params":{"name":5,"uri":"u"}})");
+    CHECK(info.has_name);
+    CHECK(info.name == "u");
+  }
+  SUBCASE("no usable name") {
+    for (const char* params : {R"({"name":5})", R"({"arguments":{"name":"x"}})", R"(["name"])", R"("name")", "{}"}) {
+      CAPTURE(params);
+      const auto info =
+          inspect_jsonrpc(std::string(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":)") + params + "}");
+      CHECK(info.valid_json);
+      CHECK_FALSE(info.has_name);
+      CHECK(info.name.empty());
+    }
+  }
+  SUBCASE("an empty name is still a name") {
+    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":""}})");
+    CHECK(info.has_name);
+    CHECK(info.name.empty());
+  }
+}
+
+TEST_CASE("jsonrpc: a duplicated key resolves to the last value, as JavaScript's JSON.parse does") {
+  // The gateway's view must agree with the upstream's, or a policy on the method
+  // or tool name could be bypassed with a duplicate key.
+  const auto info = inspect_jsonrpc(
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"a","name":"b"}})");
+  CHECK(info.method == "tools/call");
+  CHECK(info.name == "b");
+}
+
+TEST_CASE("jsonrpc: a non-string method is no method") {
+  const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":["tools/call"]})");
+  CHECK(info.is_jsonrpc);
+  CHECK(info.method.empty());
+  CHECK_FALSE(info.is_request);
+}
+
+TEST_CASE("jsonrpc: metrics method label is bounded") {
+  for (const char* known : {"initialize", "ping", "tools/list", "tools/call", "resources/read", "prompts/get",
+                            "notifications/initialized", "notifications/cancelled", "completion/complete"}) {
+    CAPTURE(known);
+    CHECK(metrics_method_label(known) == known);
+  }
+  for (const char* other : {"tools/call2", "Tools/Call", "tools/call ", "x", "rm -rf /", "notifications/", "tools"}) {
+    CAPTURE(other);
+    CHECK(metrics_method_label(other) == "other");
+  }
+  CHECK(metrics_method_label("") == "");
+  const std::string huge(100000, 'a');
+  CHECK(metrics_method_label(huge) == "other");
+}
+
+TEST_CASE("jsonrpc: the metrics label does not point into the caller's string") {
+  std::string method = "tools/call";
+  const std::string_view label = metrics_method_label(method);
+  method.assign("xxxxxxxxxx");
+  CHECK(label == "tools/call");
+}

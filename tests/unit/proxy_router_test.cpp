@@ -1,0 +1,157 @@
+// Tests for route selection (longest prefix on a segment boundary), the dot-segment
+// guard, and the upstream URL each transport maps a request to.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "proxy/router.h"
+
+using namespace mcpgate;
+using proxy::has_dot_segment;
+using proxy::match_route;
+using proxy::upstream_url_for;
+
+namespace {
+
+config::RouteConfig make_route(std::string name, std::string path, const std::string& upstream,
+                               config::Transport transport = config::Transport::StreamableHttp) {
+  config::RouteConfig route;
+  route.name = std::move(name);
+  route.path = std::move(path);
+  route.upstream = config::parse_upstream_url(upstream);
+  route.transport = transport;
+  return route;
+}
+
+config::Config make_config(std::vector<config::RouteConfig> routes) {
+  config::Config config;
+  config.routes = std::move(routes);
+  return config;
+}
+
+// Name of the matched route, or "<none>".
+std::string matched(const config::Config& config, std::string_view path) {
+  const auto match = match_route(config, path);
+  return match.route ? match.route->name : "<none>";
+}
+
+}  // namespace
+
+TEST_CASE("router: longest prefix wins regardless of declaration order") {
+  const auto config = make_config({make_route("short", "/a", "http://127.0.0.1:9001/mcp"),
+                                   make_route("long", "/a/b", "http://127.0.0.1:9002/mcp"),
+                                   make_route("other", "/c", "http://127.0.0.1:9003/mcp")});
+  CHECK(matched(config, "/a") == "short");
+  CHECK(matched(config, "/a/x") == "short");
+  CHECK(matched(config, "/a/b") == "long");
+  CHECK(matched(config, "/a/b/c") == "long");
+  CHECK(matched(config, "/a/bc") == "short");
+  CHECK(matched(config, "/c") == "other");
+
+  const auto reversed = make_config({make_route("long", "/a/b", "http://127.0.0.1:9002/mcp"),
+                                     make_route("short", "/a", "http://127.0.0.1:9001/mcp")});
+  CHECK(matched(reversed, "/a/b/c") == "long");
+  CHECK(matched(reversed, "/a/x") == "short");
+}
+
+TEST_CASE("router: a prefix matches only on a segment boundary") {
+  const auto config = make_config({make_route("a", "/a", "http://127.0.0.1:9001/mcp")});
+  CHECK(matched(config, "/a") == "a");
+  CHECK(matched(config, "/a/") == "a");
+  CHECK(matched(config, "/ab") == "<none>");
+  CHECK(matched(config, "/a.b") == "<none>");
+  CHECK(matched(config, "/A") == "<none>");  // paths are case-sensitive
+  CHECK(matched(config, "") == "<none>");
+  CHECK(matched(config, "/") == "<none>");
+}
+
+TEST_CASE("router: the rest of the path after the prefix") {
+  const auto config = make_config({make_route("mcp", "/github", "http://127.0.0.1:9001/mcp")});
+  CHECK(match_route(config, "/github").rest == "");
+  CHECK(match_route(config, "/github/").rest == "/");
+  CHECK(match_route(config, "/github/x/y").rest == "/x/y");
+}
+
+TEST_CASE("router: the root route catches everything else") {
+  const auto config = make_config({make_route("root", "/", "http://127.0.0.1:9001/mcp"),
+                                   make_route("a", "/a", "http://127.0.0.1:9002/mcp")});
+  CHECK(matched(config, "/") == "root");
+  CHECK(matched(config, "/anything") == "root");
+  CHECK(matched(config, "/ab") == "root");
+  CHECK(matched(config, "/a") == "a");
+  CHECK(matched(config, "/a/b") == "a");
+  CHECK(matched(config, "") == "<none>");
+  CHECK(match_route(config, "/").rest == "");
+  CHECK(match_route(config, "/x/y").rest == "/x/y");
+}
+
+TEST_CASE("router: no routes, no match") {
+  const auto config = make_config({});
+  const auto match = match_route(config, "/mcp");
+  CHECK(match.route == nullptr);
+  CHECK(match.rest.empty());
+}
+
+TEST_CASE("router: dot segments are found, literal or encoded") {
+  for (const char* path : {"/..", "/.", "/a/..", "/a/../b", "/a/./b", "/a/%2e%2e/b", "/a/%2E%2e/b", "/a/%2e./b",
+                            "/a/.%2E", "/a/%2e", "/a\\..\\b", "/a/..\\b", "/a\\.", "..", ".", "/a/..%2fb",
+                            "/a/..%2Fb", "/a%2f..%2fb", "/a/%2e%2e"}) {
+    CAPTURE(path);
+    CHECK(has_dot_segment(path));
+  }
+}
+
+TEST_CASE("router: ordinary paths, including dot files, have no dot segment") {
+  for (const char* path : {"/", "", "/a", "/a/.hidden", "/a/..b", "/a/b..", "/a/...", "/a/b.c/d", "/a/%2e%2e%2e",
+                           "/a/%2ehidden", "/a/%252e%252e/b", "/a/%2", "/a/%", "/a/%2e%2"}) {
+    CAPTURE(path);
+    CHECK_FALSE(has_dot_segment(path));
+  }
+}
+
+TEST_CASE("router: streamable HTTP upstream URL is the upstream path plus the rest") {
+  const auto config = make_config({make_route("s", "/github", "http://127.0.0.1:9001/mcp")});
+  auto url = [&](std::string_view path, std::string_view query) {
+    return upstream_url_for(match_route(config, path), query);
+  };
+  CHECK(url("/github", "") == "http://127.0.0.1:9001/mcp");
+  CHECK(url("/github/x", "") == "http://127.0.0.1:9001/mcp/x");
+  CHECK(url("/github", "a=1&b=%20") == "http://127.0.0.1:9001/mcp?a=1&b=%20");
+  CHECK(url("/github/x", "a=1") == "http://127.0.0.1:9001/mcp/x?a=1");
+}
+
+TEST_CASE("router: a trailing slash on the upstream base path is not doubled") {
+  const auto config = make_config({make_route("s", "/r", "http://127.0.0.1:9001/mcp/")});
+  CHECK(upstream_url_for(match_route(config, "/r"), "") == "http://127.0.0.1:9001/mcp/");
+  CHECK(upstream_url_for(match_route(config, "/r/x"), "") == "http://127.0.0.1:9001/mcp/x");
+}
+
+TEST_CASE("router: an upstream at the origin root") {
+  const auto config = make_config({make_route("s", "/r", "http://127.0.0.1:9001")});
+  CHECK(upstream_url_for(match_route(config, "/r"), "") == "http://127.0.0.1:9001/");
+  CHECK(upstream_url_for(match_route(config, "/r/x"), "q=1") == "http://127.0.0.1:9001/x?q=1");
+}
+
+TEST_CASE("router: root route to a streamable upstream") {
+  const auto config = make_config({make_route("root", "/", "https://mcp.example.com/v1/mcp")});
+  CHECK(upstream_url_for(match_route(config, "/"), "") == "https://mcp.example.com:443/v1/mcp");
+  CHECK(upstream_url_for(match_route(config, "/x"), "") == "https://mcp.example.com:443/v1/mcp/x");
+}
+
+TEST_CASE("router: legacy SSE: the route path is the stream, the rest is a path on the origin") {
+  const auto config =
+      make_config({make_route("legacy", "/legacy", "http://127.0.0.1:9005/base/sse", config::Transport::Sse)});
+  CHECK(upstream_url_for(match_route(config, "/legacy"), "") == "http://127.0.0.1:9005/base/sse");
+  CHECK(upstream_url_for(match_route(config, "/legacy/message"), "sessionId=abc") ==
+        "http://127.0.0.1:9005/message?sessionId=abc");
+  CHECK(upstream_url_for(match_route(config, "/legacy/base/message"), "sessionId=abc") ==
+        "http://127.0.0.1:9005/base/message?sessionId=abc");
+  CHECK(upstream_url_for(match_route(config, "/legacy"), "x=1") == "http://127.0.0.1:9005/base/sse?x=1");
+}
+
+TEST_CASE("router: IPv6 upstream keeps its brackets") {
+  const auto config = make_config({make_route("v6", "/v6", "http://[::1]:9001/mcp")});
+  CHECK(upstream_url_for(match_route(config, "/v6/x"), "") == "http://[::1]:9001/mcp/x");
+}
