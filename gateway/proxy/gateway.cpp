@@ -49,12 +49,18 @@ void Gateway::start() {
   }
   admin_ = std::make_unique<AdminLoop>();
   const auto& admin_listen = config_->admin.listen;
-  http::ConnectionSettings admin_settings{8192, 4096, 30000, 10000, 1 << 20};
+  // Admin requests are small GETs from probes and scrapers; /metrics output may be large.
+  const http::ConnectionSettings admin_settings{.max_header_bytes = 8192,
+                                                .max_body_bytes = 4096,
+                                                .idle_timeout_ms = 30000,
+                                                .request_timeout_ms = 10000,
+                                                .output_high_water = 1 << 20};
+  constexpr std::size_t kAdminMaxConnections = 64;
   auto admin_factory = [this](http::Connection& connection) -> std::unique_ptr<http::Exchange> {
     return std::make_unique<admin::AdminExchange>(connection, admin_state_);
   };
   admin_->listener = std::make_unique<http::Listener>(
-      admin_->loop, *admin_->connections, http::Listener::Options{admin_listen.host, admin_listen.port, 64}, nullptr,
+      admin_->loop, *admin_->connections, http::Listener::Options{admin_listen.host, admin_listen.port, kAdminMaxConnections}, nullptr,
       [admin_settings] { return admin_settings; }, admin_factory, admin_->connection_count);
 
   for (auto& worker : workers_) worker->thread = std::thread([w = worker.get()] { w->loop.run(); });

@@ -10,13 +10,12 @@ import assert from 'node:assert/strict';
 import {
   startEverything,
   startModernServer,
-  startGateway,
+  startGatewayOverRealUpstreams,
   mcpPost,
   openRawSession,
   readStreamUntil,
   parseSse,
   LEGACY_PROTOCOL_VERSION,
-  sanitizerFindings,
 } from '../support/harness.mjs';
 import {
   sdk1StreamableFlow,
@@ -69,26 +68,14 @@ describe('baseline: SDK clients directly against the upstreams (no gateway)', ()
 });
 
 describe('Streamable HTTP through the gateway', () => {
-  let everything;
+  let setup;
   let modern;
   let gw;
   before(async () => {
-    [everything, modern] = await Promise.all([startEverything('streamableHttp'), startModernServer()]);
-    gw = await startGateway({
-      routes: [
-        { name: 'everything', path: '/everything', upstream: everything.url },
-        { name: 'modern', path: '/modern', upstream: modern.url },
-      ],
-    });
+    setup = await startGatewayOverRealUpstreams();
+    ({ modern, gw } = setup);
   });
-  after(async () => {
-    const exit = await gw?.stop();
-    await Promise.all([everything?.stop(), modern?.stop()]);
-    if (gw) {
-      assert.equal(sanitizerFindings(gw.proc.stderr()), '', 'sanitizer findings in gateway stderr');
-      assert.equal(exit.code, 0, `gateway should exit 0 on SIGTERM, got ${JSON.stringify(exit)}`);
-    }
-  });
+  after(() => setup?.stop());
 
   it('SDK 1.x client: session, listTools, echo, get-sum, streamed progress, DELETE', async () => {
     const url = `${gw.url}/everything`;

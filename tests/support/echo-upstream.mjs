@@ -7,6 +7,7 @@
 //   {method, url, httpVersion, headers: {lower-case name: value}, rawHeaders: [[name, value]...], body}
 // Binds to 127.0.0.1 only.
 import http from 'node:http';
+import { serveFixture } from './listen.mjs';
 
 export function startEchoUpstream() {
   const requests = [];
@@ -34,20 +35,5 @@ export function startEchoUpstream() {
       res.end(body);
     });
   });
-  return new Promise((resolve, reject) => {
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      resolve({
-        port,
-        origin: `http://127.0.0.1:${port}`,
-        requests,
-        close: () =>
-          new Promise((r) => {
-            server.closeAllConnections?.();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  return serveFixture(server, { fields: { requests } });
 }

@@ -10,11 +10,12 @@
 // the time spent paused waiting for 'drain', and why it stopped.
 //
 // Runs as its own process so the pump does not share an event loop with the
-// test's slow-reading client:  node firehose-upstream.mjs <port>
+// test's slow-reading client:  node firehose-upstream.mjs <port>  (or PORT=<port>)
 // Prints `LISTENING <port>` when ready. Binds to 127.0.0.1 only.
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listenAndAnnounce } from './listen.mjs';
 
 export function createFirehoseServer() {
   const streams = [];
@@ -112,9 +113,7 @@ const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPat
 if (isMain) {
   const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
   const { server } = createFirehoseServer();
-  server.listen(port, '127.0.0.1', () => {
-    process.stdout.write(`LISTENING ${server.address().port}\n`);
-  });
+  listenAndAnnounce(server, port);
   process.on('SIGTERM', () => process.exit(0));
   // Safety net: never outlive a forgotten test by more than 5 minutes.
   setTimeout(() => process.exit(0), 5 * 60 * 1000).unref();

@@ -6,6 +6,7 @@
 // modern-server.mjs. Every server binds to 127.0.0.1 only, every wait is
 // bounded, and every child is killed when the test file ends (also on failure,
 // through the process 'exit' hook below).
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -268,21 +269,29 @@ export async function waitForUrl(url, { status = 200, timeoutMs = 15000, proc } 
 // ---------------------------------------------------------------------------
 
 /**
+ * Run `node --import loopback.mjs <args...>` as a child that listens on a free
+ * loopback port, passed to it as $PORT; resolves with {port, origin, proc}
+ * once the port accepts connections.
+ */
+async function startNodeServer(name, args) {
+  const port = await freePort();
+  const proc = startProcess(process.execPath, ['--import', LOOPBACK_PRELOAD, ...args], {
+    env: { PORT: String(port) },
+    name,
+  });
+  await waitForPort(port, { proc });
+  return { port, origin: `http://127.0.0.1:${port}`, proc };
+}
+
+/**
  * Start the real @modelcontextprotocol/server-everything on a free loopback port.
  * mode: 'streamableHttp' (endpoint /mcp) or 'sse' (GET /sse, POST /message).
  */
 export async function startEverything(mode = 'streamableHttp') {
-  const port = await freePort();
-  const proc = startProcess(process.execPath, ['--import', LOOPBACK_PRELOAD, EVERYTHING_ENTRY, mode], {
-    env: { PORT: String(port) },
-    name: `server-everything(${mode})`,
-  });
-  await waitForPort(port, { proc });
-  const origin = `http://127.0.0.1:${port}`;
+  const server = await startNodeServer(`server-everything(${mode})`, [EVERYTHING_ENTRY, mode]);
+  const { origin, proc } = server;
   return {
-    port,
-    origin,
-    proc,
+    ...server,
     url: mode === 'sse' ? `${origin}/sse` : `${origin}/mcp`,
     stop: () => proc.stop('SIGKILL'),
   };
@@ -290,16 +299,10 @@ export async function startEverything(mode = 'streamableHttp') {
 
 /** Start the real 2026-07-28 stateless upstream (tests/support/modern-server.mjs). */
 export async function startModernServer() {
-  const port = await freePort();
-  const proc = startProcess(process.execPath, ['--import', LOOPBACK_PRELOAD, path.join(SUPPORT_DIR, 'modern-server.mjs'), String(port)], {
-    name: 'modern-server',
-  });
-  await waitForPort(port, { proc });
-  const origin = `http://127.0.0.1:${port}`;
+  const server = await startNodeServer('modern-server', [path.join(SUPPORT_DIR, 'modern-server.mjs')]);
+  const { origin, proc } = server;
   return {
-    port,
-    origin,
-    proc,
+    ...server,
     url: `${origin}/mcp`,
     /** Requests the upstream saw (headers relevant to MCP), oldest first. */
     async seen() {
@@ -455,8 +458,55 @@ export async function startGateway(opts) {
     /** SIGTERM (or `signal`), wait up to timeoutMs, SIGKILL after that. */
     stop: (signal = 'SIGTERM', timeoutMs = 12000) => proc.stop(signal, timeoutMs * TIME_SCALE),
     sanitizerReport: () => sanitizerFindings(proc.stderr()),
+    /**
+     * stop() with SIGTERM, then assert that stderr holds no sanitizer findings
+     * and that the gateway exited 0. Resolves with the exit info.
+     */
+    async stopCleanly() {
+      const exit = await gw.stop();
+      assert.equal(gw.sanitizerReport(), '', 'sanitizer findings in gateway stderr');
+      assert.equal(exit.code, 0, `gateway should exit 0 on SIGTERM, got ${JSON.stringify(exit)}`);
+      return exit;
+    },
   };
   return gw;
+}
+
+/**
+ * The real server-everything (Streamable HTTP) and the real modern upstream,
+ * each on its own route of one gateway: /everything and /modern.
+ * `gatewayOpts` go to startGateway as well (e.g. {tls}).
+ * Resolves with {everything, modern, gw, stop()}; stop() stops the gateway with
+ * gw.stopCleanly() (so it asserts the same), then both upstreams.
+ */
+export async function startGatewayOverRealUpstreams(gatewayOpts = {}) {
+  const [everything, modern] = await Promise.all([startEverything('streamableHttp'), startModernServer()]);
+  const stopUpstreams = () => Promise.all([everything.stop(), modern.stop()]);
+  let gw;
+  try {
+    gw = await startGateway({
+      ...gatewayOpts,
+      routes: [
+        { name: 'everything', path: '/everything', upstream: everything.url },
+        { name: 'modern', path: '/modern', upstream: modern.url },
+      ],
+    });
+  } catch (e) {
+    await stopUpstreams();
+    throw e;
+  }
+  return {
+    everything,
+    modern,
+    gw,
+    async stop() {
+      try {
+        await gw.stopCleanly();
+      } finally {
+        await stopUpstreams();
+      }
+    },
+  };
 }
 
 /** Lines of sanitizer findings in a stderr text ('' when clean). */
@@ -753,16 +803,10 @@ export { startTickerUpstream } from './ticker-upstream.mjs';
 
 /** Start firehose-upstream.mjs as its own process; see that file. */
 export async function startFirehoseUpstream() {
-  const port = await freePort();
-  const proc = startProcess(process.execPath, ['--import', LOOPBACK_PRELOAD, path.join(SUPPORT_DIR, 'firehose-upstream.mjs'), String(port)], {
-    name: 'firehose-upstream',
-  });
-  await waitForPort(port, { proc });
-  const origin = `http://127.0.0.1:${port}`;
+  const server = await startNodeServer('firehose-upstream', [path.join(SUPPORT_DIR, 'firehose-upstream.mjs')]);
+  const { origin, proc } = server;
   return {
-    port,
-    origin,
-    proc,
+    ...server,
     async stats() {
       const r = await fetch(`${origin}/__stats`, { signal: AbortSignal.timeout(5000) });
       return (await r.json()).streams;

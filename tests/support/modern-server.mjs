@@ -17,6 +17,7 @@
 // Usage: node tests/support/modern-server.mjs [port]
 import http from 'node:http';
 import { McpServer, createMcpHandler, fromJsonSchema } from '@modelcontextprotocol/server';
+import { listenAndAnnounce } from './listen.mjs';
 
 const PORT = Number(process.argv[2] ?? process.env.PORT ?? 0);
 const MAX_SEEN = 1000;
@@ -157,9 +158,7 @@ const httpServer = http.createServer(async (req, res) => {
   res.end();
 });
 
-httpServer.listen(PORT, '127.0.0.1', () => {
-  process.stdout.write(`LISTENING ${httpServer.address().port}\n`);
-});
+listenAndAnnounce(httpServer, PORT);
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => {
     handler.close().finally(() => process.exit(0));

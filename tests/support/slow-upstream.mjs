@@ -4,6 +4,7 @@
 // with a JSON-RPC result only after `delayMs` (query ?delay=<ms> overrides).
 // Binds to 127.0.0.1 only. Pending timers are cleared on close().
 import http from 'node:http';
+import { serveFixture } from './listen.mjs';
 
 export function startSlowUpstream({ delayMs = 3000 } = {}) {
   const stats = { received: 0, answered: 0, abandonedByClient: 0 };
@@ -37,21 +38,10 @@ export function startSlowUpstream({ delayMs = 3000 } = {}) {
       timers.add(t);
     });
   });
-  return new Promise((resolve, reject) => {
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      resolve({
-        port,
-        origin: `http://127.0.0.1:${port}`,
-        stats,
-        close: () =>
-          new Promise((r) => {
-            for (const t of timers) clearTimeout(t);
-            server.closeAllConnections?.();
-            server.close(() => r());
-          }),
-      });
-    });
+  return serveFixture(server, {
+    fields: { stats },
+    onClose: () => {
+      for (const t of timers) clearTimeout(t);
+    },
   });
 }

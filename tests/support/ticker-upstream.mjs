@@ -6,6 +6,7 @@
 // (default 30000) and records when its response was closed by the peer.
 // Binds to 127.0.0.1 only.
 import http from 'node:http';
+import { serveFixture } from './listen.mjs';
 
 export function startTickerUpstream({ intervalMs = 100, maxMs = 30000 } = {}) {
   const streams = [];
@@ -35,21 +36,5 @@ export function startTickerUpstream({ intervalMs = 100, maxMs = 30000 } = {}) {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  return new Promise((resolve, reject) => {
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      resolve({
-        port,
-        origin: `http://127.0.0.1:${port}`,
-        streams,
-        openSockets: () => sockets.size,
-        close: () =>
-          new Promise((r) => {
-            server.closeAllConnections?.();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  return serveFixture(server, { fields: { streams, openSockets: () => sockets.size } });
 }
