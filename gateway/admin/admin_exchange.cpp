@@ -24,7 +24,7 @@ void AdminExchange::start() {
   if (request.path == "/healthz") {
     reply_json(200, R"({"status":"ok"})");
   } else if (request.path == "/readyz") {
-    const bool ready = state_.ready.load();
+    const bool ready = state_.ready.load() && (!state_.dependencies_ready || state_.dependencies_ready());
     reply_json(ready ? 200 : 503, ready ? R"({"status":"ready"})" : R"({"status":"not_ready"})");
   } else if (request.path == "/metrics") {
     if (!state_.token.empty()) {

@@ -11,7 +11,8 @@
 namespace mcpgate::admin {
 
 struct AdminState {
-  std::atomic<bool> ready{false};
+  std::atomic<bool> ready{false};              // listeners bound, not shutting down
+  std::function<bool()> dependencies_ready;    // e.g. eager authorization server metadata; may be empty
   observability::Metrics* metrics = nullptr;
   std::string token;  // fixed at start; empty: /metrics needs no token
 };

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -77,7 +78,39 @@ struct LogConfig {
 };
 
 enum class Transport { StreamableHttp, Sse };
-enum class AuthType { None };
+enum class AuthType { None, Jwt, Userinfo, Introspection };
+
+enum class AuthServerType { Oidc, OAuth };
+enum class Discovery { Eager, OnDemand, Off };
+
+// An OAuth 2.1 / OIDC authorization server the gateway trusts (authorization_servers.<name>).
+struct AuthorizationServerConfig {
+  std::string name;
+  std::string issuer;  // exactly as the server writes it in `iss`
+  AuthServerType type = AuthServerType::Oidc;
+  Discovery discovery = Discovery::OnDemand;
+  std::string metadata_url;             // explicit well-known URL; empty: derived from issuer and type
+  std::string metadata_json;            // manual metadata (compact JSON object); set: nothing is fetched
+  std::string metadata_overrides_json;  // compact JSON object merged over fetched metadata; may be empty
+  std::string client_id;                // the gateway's own client (introspection, later grants)
+  std::string client_secret;
+};
+
+// Scopes one JSON-RPC target needs (routes[].tools.<name>, routes[].methods.<method>).
+struct ScopeRule {
+  std::vector<std::string> scopes;
+};
+
+struct RouteAuth {
+  AuthType type = AuthType::None;
+  std::string server;                         // key of authorization_servers
+  std::vector<std::string> audiences;         // default: the route's resource
+  std::vector<std::string> required_scopes;   // for every request on the route
+  std::vector<std::string> scopes_supported;  // advertised in RFC 9728 metadata; default: all scopes named
+  std::vector<std::string> algorithms{"RS256", "ES256", "PS256"};
+  uint32_t leeway_s = 60;
+  uint32_t cache_ttl_s = 60;
+};
 
 struct RouteConfig {
   std::string name;
@@ -87,7 +120,11 @@ struct RouteConfig {
   std::string resource;       // default: public_url + path
   std::string resource_name;  // default: name
   std::vector<std::string> allowed_origins;  // empty: only public_url's origin; "*": any
-  AuthType auth = AuthType::None;
+  std::string resource_documentation;        // optional URL for RFC 9728 metadata
+  RouteAuth auth;
+  std::map<std::string, ScopeRule> tools;    // tools/call params.name -> scopes
+  std::map<std::string, ScopeRule> methods;  // JSON-RPC method -> scopes
+  bool filter_tools_list = false;
   bool forward_identity = false;
 };
 
@@ -96,6 +133,7 @@ struct Config {
   ServerConfig server;
   AdminConfig admin;
   LogConfig log;
+  std::map<std::string, AuthorizationServerConfig> authorization_servers;
   std::vector<RouteConfig> routes;
 };
 

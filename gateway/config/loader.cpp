@@ -3,6 +3,7 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string_view>
 #include <thread>
@@ -24,6 +26,10 @@ namespace {
 
 constexpr std::string_view kDefaultAdminListen = "127.0.0.1:9090";
 constexpr unsigned kMaxWorkers = 256;
+constexpr uint32_t kMaxLeewayS = 600;
+
+using JsonPtr = std::unique_ptr<json_t, decltype(&json_decref)>;
+using AuthorizationServers = std::map<std::string, AuthorizationServerConfig>;
 
 // A value in the document, with the key path that names it in errors.
 struct Field {
@@ -205,6 +211,22 @@ class MapView {
     doc_.fail(field_, "missing required key '" + std::string(key) + "'");
   }
 
+  // The key's field unless it is absent or null (for keys where null means "not set").
+  std::optional<Field> find_set(std::string_view key) const {
+    auto found = find(key);
+    if (found && found->node.IsNull()) return std::nullopt;
+    return found;
+  }
+
+  // Every entry as (key, field), in document order.
+  std::vector<std::pair<std::string, Field>> items() const {
+    std::vector<std::pair<std::string, Field>> out;
+    for (const Entry& entry : entries_) {
+      out.emplace_back(entry.key, Field{entry.value, child_path(field_.path, entry.key), entry.key_node.Mark()});
+    }
+    return out;
+  }
+
  private:
   struct Entry {
     std::string key;
@@ -247,6 +269,133 @@ void read_integer(const MapView& map, std::string_view key, T& out, uint64_t min
 
 void read_boolean(const MapView& map, std::string_view key, bool& out) {
   if (auto field = map.find(key)) out = map.doc().boolean(*field);
+}
+
+// ---- Lists, names, scopes ----
+
+// The items of a YAML list as fields ("key[0]", ...); null counts as an empty list.
+std::vector<Field> list_items(const Document& doc, const Field& field, const std::string& expected) {
+  if (field.node.IsNull()) return {};
+  if (!field.node.IsSequence()) doc.fail(field, expected + " (got " + kind_of(field.node) + ")");
+  std::vector<Field> items;
+  for (std::size_t i = 0; i < field.node.size(); ++i) {
+    const YAML::Node item = field.node[i];
+    items.push_back(Field{item, field.path + "[" + std::to_string(i) + "]", item.Mark()});
+  }
+  return items;
+}
+
+// A list of strings, each read by `read_item`; an item listed twice is an error at the second.
+template <typename ReadItem>
+std::vector<std::string> read_distinct(const Document& doc, const Field& field, const std::string& expected,
+                                       ReadItem read_item) {
+  std::vector<std::string> values;
+  for (const Field& item : list_items(doc, field, expected)) {
+    std::string value = read_item(item);
+    if (std::find(values.begin(), values.end(), value) != values.end()) {
+      doc.fail(item, "'" + value + "' is listed twice");
+    }
+    values.push_back(std::move(value));
+  }
+  return values;
+}
+
+// Route and authorization-server names: they appear in logs, metrics and references.
+bool is_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+const std::string kNameRule = "may contain only letters, digits, '_', '.' and '-'";
+
+// RFC 6749 scope-token: printable ASCII except space, '"' and '\'. Scopes are written into
+// quoted strings of WWW-Authenticate, so anything else could break or forge the header.
+bool is_scope_token(std::string_view scope) {
+  return std::all_of(scope.begin(), scope.end(),
+                     [](unsigned char c) { return c > 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+}
+
+std::string read_scope(const Document& doc, const Field& field) {
+  const std::string scope = doc.non_empty_string(field);
+  if (!is_scope_token(scope)) {
+    doc.fail(field, "invalid scope '" + scope + "': a scope is printable ASCII without whitespace, '\"' or '\\'");
+  }
+  return scope;
+}
+
+std::vector<std::string> read_scopes(const Document& doc, const Field& field) {
+  return read_distinct(doc, field, "expected a list of scopes",
+                       [&doc](const Field& item) { return read_scope(doc, item); });
+}
+
+// Appends the scopes not already in `out`, keeping first-seen order.
+void add_unique(std::vector<std::string>& out, const std::vector<std::string>& scopes) {
+  for (const std::string& scope : scopes) {
+    if (std::find(out.begin(), out.end(), scope) == out.end()) out.push_back(scope);
+  }
+}
+
+// ---- YAML to JSON (authorization-server metadata) ----
+
+// A plain decimal YAML integer as a JSON integer; anything else is nullopt.
+std::optional<json_int_t> json_integer_of(const Document& doc, const Field& field, const std::string& value) {
+  if (!is_unquoted(field.node, "int") || value.empty()) return std::nullopt;
+  long long number = 0;
+  const char* end = value.data() + value.size();
+  const auto [stop, error] = std::from_chars(value.data(), end, number);
+  if (stop != end || error == std::errc::invalid_argument) return std::nullopt;
+  if (error == std::errc::result_out_of_range) doc.fail(field, "integer '" + value + "' is out of range");
+  return number;
+}
+
+// Scalars convert as YAML reads them: integers, true/false, null; every other scalar is a
+// string (after ${ENV} substitution). Lists become arrays, maps objects.
+JsonPtr to_json(const Document& doc, const Field& field) {
+  if (field.node.IsNull()) return JsonPtr(json_null(), &json_decref);
+  if (field.node.IsSequence()) {
+    JsonPtr array(json_array(), &json_decref);
+    for (const Field& item : list_items(doc, field, "expected a list")) {
+      json_array_append_new(array.get(), to_json(doc, item).release());
+    }
+    return array;
+  }
+  if (field.node.IsMap()) {
+    JsonPtr object(json_object(), &json_decref);
+    for (const auto& [key, value] : MapView(doc, field).items()) {
+      if (json_object_setn_new(object.get(), key.data(), key.size(), to_json(doc, value).release()) != 0) {
+        doc.fail(value.key_mark, value.path + ": the key is not valid UTF-8");
+      }
+    }
+    return object;
+  }
+  const std::string value = doc.text(field, "expected a value");
+  if (auto number = json_integer_of(doc, field, value)) return JsonPtr(json_integer(*number), &json_decref);
+  if (is_unquoted(field.node, "bool") && (value == "true" || value == "false")) {
+    return JsonPtr(json_boolean(value == "true"), &json_decref);
+  }
+  JsonPtr text(json_stringn(value.data(), value.size()), &json_decref);
+  if (!text) doc.fail(field, "not valid UTF-8");
+  return text;
+}
+
+std::string dump_json(const json_t* value) {
+  const std::unique_ptr<char, decltype(&free)> text(json_dumps(value, JSON_COMPACT), &free);
+  return text ? std::string(text.get()) : std::string();
+}
+
+// A YAML map stored as compact JSON object text.
+std::string read_json_object(const Document& doc, const Field& field) {
+  if (!field.node.IsMap()) doc.fail(field, "expected a map (got " + kind_of(field.node) + ")");
+  return dump_json(to_json(doc, field).get());
+}
+
+// The string member `key` of a compact JSON object text, or nullopt.
+std::optional<std::string> json_string_member(const std::string& json, const char* key) {
+  const JsonPtr object(json_loadb(json.data(), json.size(), 0, nullptr), &json_decref);
+  const char* value = json_string_value(json_object_get(object.get(), key));
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
 }
 
 // ---- Addresses and URLs ----
@@ -323,9 +472,8 @@ std::string normalize_origin(const std::string& text) {
 // ---- Sections ----
 
 const KeyRules kTopLevelKeys{
-    {"server", "admin", "log", "routes"},
-    {{"authorization_servers", "authorization servers"},
-     {"credentials", "upstream credentials"},
+    {"server", "admin", "log", "authorization_servers", "routes"},
+    {{"credentials", "upstream credentials"},
      {"token_store", "token store"},
      {"session_envelope", "session envelope"},
      {"plugins", "plugins"}}};
@@ -337,14 +485,18 @@ const KeyRules kLimitsKeys{{"max_body_bytes", "max_header_bytes", "max_connectio
                            {}};
 const KeyRules kAdminKeys{{"listen", "token"}, {}};
 const KeyRules kLogKeys{{"level", "format", "access_log"}, {}};
+const KeyRules kAuthServerKeys{
+    {"issuer", "type", "discovery", "metadata_url", "metadata", "metadata_overrides", "client"}, {}};
+const KeyRules kClientKeys{{"id", "secret"}, {}};
 const KeyRules kRouteKeys{
-    {"name", "path", "upstream", "transport", "resource", "resource_name", "allowed_origins", "auth",
-     "forward_identity"},
-    {{"upstream_credential", "upstream credentials"},
-     {"rate_limits", "rate limits"},
-     {"filter_tools_list", "tools/list filtering"},
-     {"tools", "per-tool policy"},
-     {"methods", "per-method policy"}}};
+    {"name", "path", "upstream", "transport", "resource", "resource_name", "resource_documentation",
+     "allowed_origins", "auth", "tools", "methods", "filter_tools_list", "forward_identity"},
+    {{"upstream_credential", "upstream credentials"}, {"rate_limits", "rate limits"}}};
+const KeyRules kToolRuleKeys{{"scopes"}, {{"credential", "upstream credentials"}}};
+const KeyRules kMethodRuleKeys{{"scopes"}, {}};
+const KeyRules kAuthJwtKeys{
+    {"type", "server", "audience", "required_scopes", "scopes_supported", "algorithms", "leeway_s", "cache_ttl_s"},
+    {}};
 // Keys of the token-validating auth types; auth type 'none' takes no other key.
 constexpr std::string_view kTokenAuth = "token-validating auth types; auth type 'none' takes only 'type'";
 const KeyRules kAuthNoneKeys{{"type"},
@@ -471,14 +623,82 @@ void check_listeners(const Document& doc, const MapView& top, const Config& conf
                               "; set admin.listen to another address");
 }
 
+// ---- Authorization servers ----
+
+AuthServerType read_auth_server_type(const Document& doc, const Field& field) {
+  return doc.one_of(field, {"oidc", "oauth"}) == "oidc" ? AuthServerType::Oidc : AuthServerType::OAuth;
+}
+
+Discovery read_discovery(const Document& doc, const Field& field) {
+  const std::string value = doc.one_of(field, {"eager", "on_demand", "off"});
+  if (value == "eager") return Discovery::Eager;
+  return value == "off" ? Discovery::Off : Discovery::OnDemand;
+}
+
+void read_client(const Document& doc, const Field& field, AuthorizationServerConfig& server) {
+  const MapView map(doc, field);
+  map.check_keys(kClientKeys, "in " + field.path);
+  server.client_id = doc.non_empty_string(map.require("id"));
+  if (auto secret = map.find("secret")) server.client_secret = doc.non_empty_string(*secret);
+}
+
+// Manual metadata that names an issuer must name this one: tokens are checked against `issuer`.
+void check_metadata_issuer(const Document& doc, const Field& metadata, const AuthorizationServerConfig& server) {
+  const auto issuer = MapView(doc, metadata).find("issuer");
+  if (!issuer) return;
+  if (json_string_member(server.metadata_json, "issuer") != server.issuer) {
+    doc.fail(*issuer, "must equal the server's issuer '" + server.issuer + "' exactly");
+  }
+}
+
+// Where the metadata comes from: written here, fetched from metadata_url, or derived from the issuer.
+void read_metadata_source(const Document& doc, const MapView& map, AuthorizationServerConfig& server) {
+  const auto metadata = map.find_set("metadata");
+  const auto metadata_url = map.find_set("metadata_url");
+  if (metadata_url) {
+    if (metadata) doc.fail(*metadata_url, "conflicts with 'metadata': manual metadata is never fetched");
+    read_url(doc, *metadata_url, &server.metadata_url);
+  }
+  if (metadata) {
+    server.metadata_json = read_json_object(doc, *metadata);
+    check_metadata_issuer(doc, *metadata, server);
+  }
+  if (auto overrides = map.find_set("metadata_overrides")) {
+    server.metadata_overrides_json = read_json_object(doc, *overrides);
+  }
+  if (server.discovery == Discovery::Off && !metadata) {
+    doc.fail(map.require("discovery"), "'off' needs 'metadata': with discovery off nothing is fetched");
+  }
+}
+
+AuthorizationServerConfig read_authorization_server(const Document& doc, const Field& field, const std::string& name) {
+  const MapView map(doc, field);
+  map.check_keys(kAuthServerKeys, "in authorization server '" + name + "'");
+  AuthorizationServerConfig server;
+  server.name = name;
+  // Kept as written: it is compared byte for byte with the token's `iss`.
+  read_url(doc, map.require("issuer"), &server.issuer);
+  if (auto type = map.find("type")) server.type = read_auth_server_type(doc, *type);
+  if (auto discovery = map.find("discovery")) server.discovery = read_discovery(doc, *discovery);
+  read_metadata_source(doc, map, server);
+  if (auto client = map.find("client")) read_client(doc, *client, server);
+  return server;
+}
+
+AuthorizationServers read_authorization_servers(const Document& doc, const Field& field) {
+  AuthorizationServers servers;
+  for (const auto& [name, server] : MapView(doc, field).items()) {
+    if (!is_name(name)) doc.fail(server.key_mark, server.path + ": the name " + kNameRule);
+    servers.emplace(name, read_authorization_server(doc, server, name));
+  }
+  return servers;
+}
+
 // ---- Routes ----
 
 std::string read_route_name(const Document& doc, const Field& field) {
   const std::string name = doc.non_empty_string(field);
-  const bool valid = std::all_of(name.begin(), name.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
-  });
-  if (!valid) doc.fail(field, "'" + name + "' may contain only letters, digits, '_', '.' and '-'");
+  if (!is_name(name)) doc.fail(field, "'" + name + "' " + kNameRule);
   return name;
 }
 
@@ -525,12 +745,8 @@ std::string read_resource(const Document& doc, const Field& field) {
 }
 
 std::vector<std::string> read_allowed_origins(const Document& doc, const Field& field) {
-  if (field.node.IsNull()) return {};
-  if (!field.node.IsSequence()) doc.fail(field, "expected a list of origins (got " + kind_of(field.node) + ")");
   std::vector<std::string> origins;
-  for (std::size_t i = 0; i < field.node.size(); ++i) {
-    const YAML::Node item = field.node[i];
-    const Field origin{item, field.path + "[" + std::to_string(i) + "]", item.Mark()};
+  for (const Field& origin : list_items(doc, field, "expected a list of origins")) {
     const std::string text = doc.string(origin);
     if (text == "*") {  // any origin, written out explicitly
       origins.push_back(text);
@@ -545,19 +761,132 @@ std::vector<std::string> read_allowed_origins(const Document& doc, const Field& 
   return origins;
 }
 
-AuthType read_auth(const Document& doc, const Field& field, const std::string& route_name) {
+// Scope rules of a route's tools or methods, in document order.
+using ScopeRules = std::vector<std::pair<std::string, ScopeRule>>;
+
+ScopeRules read_scope_rules(const Document& doc, const Field& field, const KeyRules& keys) {
+  ScopeRules rules;
+  for (const auto& [name, rule_field] : MapView(doc, field).items()) {
+    if (name.empty()) doc.fail(rule_field.key_mark, field.path + ": a name must not be empty");
+    const MapView rule(doc, rule_field);
+    rule.check_keys(keys, "in " + rule_field.path);
+    ScopeRule scope_rule;
+    if (auto scopes = rule.find("scopes")) scope_rule.scopes = read_scopes(doc, *scopes);
+    rules.emplace_back(name, std::move(scope_rule));
+  }
+  return rules;
+}
+
+// What a route's policy says, as read; the auth defaults its advertised scopes from it.
+struct RoutePolicy {
+  ScopeRules tools;
+  ScopeRules methods;
+};
+
+std::vector<std::string> policy_scopes(const RoutePolicy& policy) {
+  std::vector<std::string> scopes;
+  for (const ScopeRules* rules : {&policy.tools, &policy.methods}) {
+    for (const auto& [name, rule] : *rules) add_unique(scopes, rule.scopes);
+  }
+  return scopes;
+}
+
+const std::initializer_list<std::string_view> kAlgorithms{"RS256", "RS384", "RS512", "PS256", "PS384",
+                                                          "PS512", "ES256", "ES384", "ES512"};
+
+// Refused outright, with the reason, before the allowlist check (algorithm confusion).
+std::string read_algorithm(const Document& doc, const Field& field) {
+  const std::string alg = lowercase(doc.string(field));
+  if (alg == "none") doc.fail(field, "algorithm 'none' is never accepted");
+  if (alg.starts_with("hs")) doc.fail(field, "symmetric algorithms are not accepted for access tokens");
+  return doc.one_of(field, kAlgorithms);
+}
+
+std::vector<std::string> read_algorithms(const Document& doc, const Field& field) {
+  std::vector<std::string> algorithms = read_distinct(
+      doc, field, "expected a list of algorithms", [&doc](const Field& item) { return read_algorithm(doc, item); });
+  if (algorithms.empty()) doc.fail(field, "must list at least one algorithm");
+  return algorithms;
+}
+
+// One audience or a list of them: tokens must name one of these in `aud`.
+std::vector<std::string> read_audiences(const Document& doc, const Field& field) {
+  if (field.node.IsScalar()) return {doc.non_empty_string(field)};
+  if (!field.node.IsSequence()) {
+    doc.fail(field, "expected a string or a list of strings (got " + kind_of(field.node) + ")");
+  }
+  std::vector<std::string> audiences = read_distinct(
+      doc, field, "expected a list", [&doc](const Field& item) { return doc.non_empty_string(item); });
+  if (audiences.empty()) doc.fail(field, "must list at least one audience");
+  return audiences;
+}
+
+std::string read_auth_server_ref(const Document& doc, const Field& field, const AuthorizationServers& servers) {
+  const std::string name = doc.non_empty_string(field);
+  const auto server = servers.find(name);
+  if (server == servers.end()) {
+    doc.fail(field, "unknown authorization server '" + name + "' (not defined under authorization_servers)");
+  }
+  // Manual metadata is never fetched, so it alone decides whether there are keys to verify with.
+  const AuthorizationServerConfig& config = server->second;
+  const bool has_jwks_uri = json_string_member(config.metadata_json, "jwks_uri") ||
+                            json_string_member(config.metadata_overrides_json, "jwks_uri");
+  if (!config.metadata_json.empty() && !has_jwks_uri) {
+    doc.fail(field, "authorization server '" + name + "' has manual metadata without a 'jwks_uri': "
+                    "no token could be verified");
+  }
+  return name;
+}
+
+RouteAuth read_jwt_auth(const Document& doc, const MapView& map, const RouteConfig& route,
+                        const RoutePolicy& policy, const AuthorizationServers& servers) {
+  map.check_keys(kAuthJwtKeys, "in the auth of route '" + route.name + "'");
+  RouteAuth auth;
+  auth.type = AuthType::Jwt;
+  auth.server = read_auth_server_ref(doc, map.require("server"), servers);
+  const auto audience = map.find("audience");
+  auth.audiences = audience ? read_audiences(doc, *audience) : std::vector<std::string>{route.resource};
+  if (auto scopes = map.find("required_scopes")) auth.required_scopes = read_scopes(doc, *scopes);
+  if (auto scopes = map.find("scopes_supported")) {
+    auth.scopes_supported = read_scopes(doc, *scopes);
+  } else {
+    add_unique(auth.scopes_supported, auth.required_scopes);
+    add_unique(auth.scopes_supported, policy_scopes(policy));
+  }
+  if (auto algorithms = map.find("algorithms")) auth.algorithms = read_algorithms(doc, *algorithms);
+  read_integer(map, "leeway_s", auth.leeway_s, 0, kMaxLeewayS);
+  read_integer(map, "cache_ttl_s", auth.cache_ttl_s, 0);
+  return auth;
+}
+
+RouteAuth read_auth(const Document& doc, const Field& field, const RouteConfig& route, const RoutePolicy& policy,
+                    const AuthorizationServers& servers) {
   const MapView map(doc, field);
   const Field type_field = map.require("type");
   const std::string type = doc.string(type_field);
-  for (std::string_view planned : {"jwt", "userinfo", "introspection", "plugin"}) {
-    if (type == planned) doc.fail(type_field, "auth type '" + type + "' is not supported yet");
+  if (type == "userinfo" || type == "introspection") {
+    doc.fail(type_field, "auth type '" + type + "' is not supported yet");
   }
-  if (type != "none") doc.fail(type_field, "unknown auth type '" + type + "' (expected none)");
-  map.check_keys(kAuthNoneKeys, "in the auth of route '" + route_name + "'");
-  return AuthType::None;
+  if (type == "plugin") doc.fail(type_field, "auth type 'plugin' is not supported yet (plugins)");
+  if (type == "jwt") return read_jwt_auth(doc, map, route, policy, servers);
+  if (type != "none") doc.fail(type_field, "unknown auth type '" + type + "' (expected none or jwt)");
+  map.check_keys(kAuthNoneKeys, "in the auth of route '" + route.name + "'");
+  return RouteAuth{};
 }
 
-RouteConfig read_route(const Document& doc, const Field& field, const std::string& public_url) {
+// Per-tool and per-method rules decide on the caller's scopes: without a caller they would
+// deny everything, or look like protection while allowing everything.
+void check_policy_has_identity(const Document& doc, const MapView& map, const RouteConfig& route) {
+  if (route.auth.type != AuthType::None) return;
+  for (std::string_view key : {"tools", "methods", "filter_tools_list"}) {
+    const auto field = map.find(key);
+    if (!field || (key == "filter_tools_list" && !route.filter_tools_list)) continue;
+    doc.fail(field->key_mark, field->path + ": needs an auth type that identifies the caller "
+                              "(route '" + route.name + "' has auth type 'none')");
+  }
+}
+
+RouteConfig read_route(const Document& doc, const Field& field, const Config& config) {
   const MapView map(doc, field);
   RouteConfig route;
   route.name = read_route_name(doc, map.require("name"));
@@ -569,11 +898,21 @@ RouteConfig read_route(const Document& doc, const Field& field, const std::strin
     route.transport = sse ? Transport::Sse : Transport::StreamableHttp;
   }
   auto resource = map.find("resource");
-  route.resource = resource ? read_resource(doc, *resource) : public_url + route.path;
+  route.resource = resource ? read_resource(doc, *resource) : config.server.public_url + route.path;
   auto resource_name = map.find("resource_name");
   route.resource_name = resource_name ? doc.non_empty_string(*resource_name) : route.name;
+  if (auto documentation = map.find("resource_documentation")) {
+    read_url(doc, *documentation, &route.resource_documentation);
+  }
   if (auto origins = map.find("allowed_origins")) route.allowed_origins = read_allowed_origins(doc, *origins);
-  route.auth = read_auth(doc, map.require("auth"), route.name);
+  RoutePolicy policy;
+  if (auto tools = map.find("tools")) policy.tools = read_scope_rules(doc, *tools, kToolRuleKeys);
+  if (auto methods = map.find("methods")) policy.methods = read_scope_rules(doc, *methods, kMethodRuleKeys);
+  read_boolean(map, "filter_tools_list", route.filter_tools_list);
+  route.auth = read_auth(doc, map.require("auth"), route, policy, config.authorization_servers);
+  check_policy_has_identity(doc, map, route);
+  route.tools.insert(policy.tools.begin(), policy.tools.end());
+  route.methods.insert(policy.methods.begin(), policy.methods.end());
   read_boolean(map, "forward_identity", route.forward_identity);
   return route;
 }
@@ -590,7 +929,7 @@ void check_unique(const Document& doc, const Field& field, const RouteConfig& ro
   }
 }
 
-std::vector<RouteConfig> read_routes(const Document& doc, const Field& field, const std::string& public_url) {
+std::vector<RouteConfig> read_routes(const Document& doc, const Field& field, const Config& config) {
   if (!field.node.IsSequence()) doc.fail(field, "expected a list of routes (got " + kind_of(field.node) + ")");
   if (field.node.size() == 0) doc.fail(field, "must list at least one route");
   std::vector<RouteConfig> routes;
@@ -598,7 +937,7 @@ std::vector<RouteConfig> read_routes(const Document& doc, const Field& field, co
     const YAML::Node item = field.node[i];
     const Field route_field{item, "routes[" + std::to_string(i) + "]", item.Mark()};
     if (!item.IsMap()) doc.fail(route_field, "expected a map (got " + kind_of(item) + ")");
-    RouteConfig route = read_route(doc, route_field, public_url);
+    RouteConfig route = read_route(doc, route_field, config);
     check_unique(doc, route_field, route, routes);
     routes.push_back(std::move(route));
   }
@@ -629,7 +968,10 @@ Config read_config(const Document& doc, const YAML::Node& root) {
   config.admin = read_admin(doc, top.find("admin").value_or(Field{YAML::Node(), "admin", root.Mark()}));
   config.log = read_log(doc, top.find("log").value_or(Field{YAML::Node(), "log", root.Mark()}));
   check_listeners(doc, top, config);
-  config.routes = read_routes(doc, top.require("routes"), config.server.public_url);
+  if (auto servers = top.find("authorization_servers")) {
+    config.authorization_servers = read_authorization_servers(doc, *servers);
+  }
+  config.routes = read_routes(doc, top.require("routes"), config);
   return config;
 }
 

@@ -234,13 +234,14 @@ void Connection::send_response(int status, HeaderList headers, const std::string
   finish_response();
 }
 
-void Connection::send_error(const GatewayError& error, const std::optional<std::string>& jsonrpc_id) {
+void Connection::send_error(const GatewayError& error, const std::optional<std::string>& jsonrpc_id,
+                            const HeaderList& extra_headers) {
   if (closed_) return;
   if (head_sent_) {  // too late for a status: the client sees a truncated response
     abort();
     return;
   }
-  HeaderList headers;
+  HeaderList headers = extra_headers;
   headers.add("Content-Type", "application/json");
   headers.add("Cache-Control", "no-store");
   send_response(error.status, std::move(headers), error_body(error, jsonrpc_id));

@@ -73,7 +73,8 @@ class Connection : public core::Deletable {
   // Head + body + finish in one call, for replies the gateway writes itself.
   void send_response(int status, HeaderList headers, const std::string& body);
   // A gateway error, JSON-RPC shaped when `jsonrpc_id` is set.
-  void send_error(const GatewayError& error, const std::optional<std::string>& jsonrpc_id);
+  void send_error(const GatewayError& error, const std::optional<std::string>& jsonrpc_id,
+                  const HeaderList& extra_headers = {});
   // Answers `error` before reading any request, then closes.
   void reject(const GatewayError& error);
   // Drops the connection without completing the response (the client sees a truncated body).

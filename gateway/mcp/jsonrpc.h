@@ -1,21 +1,39 @@
 // What the gateway reads from a JSON-RPC request body: method, id, target name.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace mcpgate::mcp {
 
+// One message's routing facts: its method and the target the method names.
+struct JsonRpcTarget {
+  std::string method;
+  std::string name;  // the params field Mcp-Name mirrors for `method` (mcp_name_field)
+  bool has_name = false;
+};
+
 struct JsonRpcInfo {
   bool valid_json = false;
+  bool duplicate_keys = false;  // refused: the gateway and the upstream could read different values
   bool is_jsonrpc = false;  // an object (or array of objects) with "jsonrpc": "2.0"
   bool is_batch = false;
   bool is_request = false;  // has an id (a notification or response has not)
   std::string method;       // empty for responses; the first message's for a batch
   std::string id_json = "null";  // the id as JSON text
-  std::string name;  // params.name (tools/call, prompts/get) or params.uri (resources/*)
+  std::string name;  // the first message's target name (see JsonRpcTarget)
   bool has_name = false;
+  std::vector<JsonRpcTarget> targets;  // every message of a batch; one otherwise
 };
+
+// The params field a method's Mcp-Name header mirrors ("name", "uri", "taskId"); "" for none.
+std::string_view mcp_name_field(std::string_view method);
+
+// An Mcp-* header value: "=?base64?...?=" decoded from Base64 (UTF-8), else as is.
+// Nullopt when the sentinel's Base64 is invalid.
+std::optional<std::string> decode_mcp_header_value(std::string_view value);
 
 JsonRpcInfo inspect_jsonrpc(std::string_view body);
 

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "proxy/proxy_exchange.h"
+#include "proxy/well_known.h"
 
 namespace mcpgate::proxy {
 
@@ -24,11 +25,19 @@ struct Gateway::AdminLoop {
 };
 
 Gateway::Gateway(config::ConfigPtr config, http::TlsContextPtr tls)
-    : config_(std::move(config)), metrics_(config_->server.workers) {
+    : config_(std::move(config)),
+      auth_(std::make_shared<auth::AuthRegistry>(*config_, nullptr)),
+      metrics_(config_->server.workers) {
   admin_state_.metrics = &metrics_;
   admin_state_.token = config_->admin.token;
+  admin_state_.dependencies_ready = [this] {
+    std::lock_guard lock(auth_mutex_);
+    for (const auto& [name, server] : auth_->servers())
+      if (server->config().discovery == config::Discovery::Eager && !server->keys()) return false;
+    return true;
+  };
   for (unsigned i = 0; i < config_->server.workers; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, config_, tls, metrics_));
+    workers_.push_back(std::make_unique<Worker>(i, config_, auth_, tls, metrics_));
 }
 
 Gateway::~Gateway() = default;
@@ -42,6 +51,7 @@ void Gateway::start() {
     auto tls_source = [worker] { return worker->tls; };
     auto settings_source = [worker] { return connection_settings(*worker->config); };
     auto factory = [worker](http::Connection& connection) -> std::unique_ptr<http::Exchange> {
+      if (is_well_known_path(connection.request().path)) return std::make_unique<WellKnownExchange>(connection, *worker);
       return std::make_unique<ProxyExchange>(connection, *worker);
     };
     worker->listener = std::make_unique<http::Listener>(worker->loop, *worker->connections, options, tls_source,
@@ -63,6 +73,7 @@ void Gateway::start() {
       admin_->loop, *admin_->connections, http::Listener::Options{admin_listen.host, admin_listen.port, kAdminMaxConnections}, nullptr,
       [admin_settings] { return admin_settings; }, admin_factory, admin_->connection_count);
 
+  workers_.front()->start_maintenance();
   for (auto& worker : workers_) worker->thread = std::thread([w = worker.get()] { w->loop.run(); });
   admin_->thread = std::thread([a = admin_.get()] { a->loop.run(); });
   admin_state_.ready = true;
@@ -70,11 +81,19 @@ void Gateway::start() {
 
 void Gateway::apply(config::ConfigPtr config, http::TlsContextPtr tls) {
   config_ = config;
+  std::shared_ptr<auth::AuthRegistry> registry;
+  {
+    std::lock_guard lock(auth_mutex_);
+    registry = std::make_shared<auth::AuthRegistry>(*config, auth_.get());
+    auth_ = registry;
+  }
   for (auto& worker_ptr : workers_) {
     Worker* worker = worker_ptr.get();
-    worker->loop.post([worker, config, tls] {
+    worker->loop.post([worker, config, registry, tls] {
       worker->config = config;
+      worker->auth = registry;
       worker->tls = tls;
+      worker->token_cache.clear();  // audiences or issuers may have changed
     });
   }
 }

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "admin/admin_exchange.h"
+#include "auth/authorization_server.h"
 #include "config/config.h"
 #include "http/tls.h"
 #include "observability/metrics.h"
@@ -34,6 +36,8 @@ class Gateway {
   struct AdminLoop;
 
   config::ConfigPtr config_;  // the control thread's copy
+  mutable std::mutex auth_mutex_;  // guards auth_, read by the admin thread for /readyz
+  std::shared_ptr<auth::AuthRegistry> auth_;
   observability::Metrics metrics_;
   admin::AdminState admin_state_;
   std::vector<std::unique_ptr<Worker>> workers_;

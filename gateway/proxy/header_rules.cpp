@@ -78,6 +78,18 @@ http::HeaderList client_response_headers(const http::HeaderList& upstream) {
   return out;
 }
 
+void add_identity_headers(const auth::Identity& identity, http::HeaderList& headers) {
+  auto clean = [](std::string value) {
+    std::erase_if(value, [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+    return value;
+  };
+  std::string scopes;
+  for (const auto& scope : identity.scopes) scopes.append(scopes.empty() ? "" : " ").append(scope);
+  headers.set("X-MCP-Subject", clean(identity.subject));
+  headers.set("X-MCP-Scopes", clean(scopes));
+  if (!identity.client_id.empty()) headers.set("X-MCP-Client-Id", clean(identity.client_id));
+}
+
 bool is_event_stream(const http::HeaderList& headers) {
   const auto type = headers.get("Content-Type");
   return type && starts_with_ci(*type, "text/event-stream");

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "auth/identity.h"
 #include "http/message.h"
 
 namespace mcpgate::proxy {
@@ -27,5 +28,9 @@ http::HeaderList upstream_request_headers(const http::HeaderList& client, const 
 http::HeaderList client_response_headers(const http::HeaderList& upstream);
 
 bool is_event_stream(const http::HeaderList& headers);
+
+// forward_identity: X-MCP-Subject, X-MCP-Scopes (space-separated), X-MCP-Client-Id,
+// with control characters removed (claims are signed, not necessarily clean).
+void add_identity_headers(const auth::Identity& identity, http::HeaderList& headers);
 
 }  // namespace mcpgate::proxy

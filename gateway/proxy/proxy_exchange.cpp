@@ -3,6 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
+
+#include "auth/extractor.h"
+#include "auth/jwt_verifier.h"
+#include "auth/token_cache.h"
 
 #include "observability/log.h"
 #include "proxy/header_rules.h"
@@ -45,8 +50,15 @@ ProxyExchange::~ProxyExchange() {
 }
 
 void ProxyExchange::start() {
-  if (check_request() == Stage::Responded) return;
-  if (authorize() == Stage::Responded) return;
+  if (check_request() != Stage::Continue) return;
+  if (check_mcp_headers() != Stage::Continue) return;
+  continue_from_authentication();
+}
+
+void ProxyExchange::continue_from_authentication() {
+  if (client_gone_) return;
+  if (authenticate() != Stage::Continue) return;
+  if (authorize() != Stage::Continue) return;
   forward();
 }
 
@@ -77,7 +89,8 @@ ProxyExchange::Stage ProxyExchange::check_request() {
   if (request.method != "POST") return Stage::Continue;
   if (!rpc_.valid_json) {
     jsonrpc_id_ = "null";
-    respond_error(400, "parse_error", "the request body is not valid JSON");
+    respond_error(400, "parse_error",
+                  rpc_.duplicate_keys ? "the request body has a duplicate JSON key" : "the request body is not valid JSON");
     return Stage::Responded;
   }
   if (!rpc_.is_jsonrpc) {
@@ -85,31 +98,149 @@ ProxyExchange::Stage ProxyExchange::check_request() {
     respond_error(400, "invalid_request", "the request body is not a JSON-RPC 2.0 message");
     return Stage::Responded;
   }
-  // 2026-07-28: the routing headers must agree with the body, or policy read from
-  // one could be bypassed through the other.
-  if (!rpc_.is_batch) {
-    if (auto method = request.headers.get("Mcp-Method"); method && *method != rpc_.method) {
-      respond_error(400, "header_mismatch", "the Mcp-Method header does not match the body's method");
-      return Stage::Responded;
-    }
-    if (auto name = request.headers.get("Mcp-Name");
-        name && name->rfind("=?", 0) != 0 && (!rpc_.has_name || *name != rpc_.name)) {
+  return Stage::Continue;
+}
+
+// 2026-07-28 (SEP-2243): the routing headers must agree with the body, or policy read
+// from one could be bypassed through the other. Modern requests must carry them.
+ProxyExchange::Stage ProxyExchange::check_mcp_headers() {
+  const auto& request = connection_.request();
+  if (request.method != "POST" || rpc_.is_batch) return Stage::Continue;
+  const auto version = request.headers.get("MCP-Protocol-Version");
+  const bool modern_request = version && *version >= "2026-07-28" && rpc_.is_request;
+  const auto method_header = request.headers.get("Mcp-Method");
+  if (method_header ? *method_header != rpc_.method : modern_request) {
+    respond_error(400, "header_mismatch",
+                  method_header ? "the Mcp-Method header does not match the body's method" : "the Mcp-Method header is missing");
+    return Stage::Responded;
+  }
+  const auto name_header = request.headers.get("Mcp-Name");
+  if (name_header) {
+    const auto decoded = mcp::decode_mcp_header_value(*name_header);
+    if (!decoded || !rpc_.has_name || *decoded != rpc_.name) {
       respond_error(400, "header_mismatch", "the Mcp-Name header does not match the body's target name");
       return Stage::Responded;
     }
+  } else if (modern_request && rpc_.has_name) {
+    respond_error(400, "header_mismatch", "the Mcp-Name header is missing");
+    return Stage::Responded;
   }
   return Stage::Continue;
 }
 
-ProxyExchange::Stage ProxyExchange::authorize() {
-  // Stage where token validation and per-method/per-tool policy plug in. Only
-  // `auth: {type: none}` is accepted by the config loader today.
-  switch (match_.route->auth) {
-    case config::AuthType::None:
-      return Stage::Continue;
+ProxyExchange::Stage ProxyExchange::authenticate() {
+  const auto& route = *match_.route;
+  if (route.auth.type == config::AuthType::None) return Stage::Continue;
+  if (token_.empty()) {
+    auto extracted = auth::extract_bearer_token(connection_.request());
+    if (extracted.outcome != auth::ExtractOutcome::Found) {
+      respond_challenge(auth::challenge_for(extracted.outcome, challenge_context(scopes_needed())));
+      return Stage::Responded;
+    }
+    token_ = std::move(extracted.token);
   }
-  respond_error(500, "internal_error", "unknown authentication type");
+  auto server = worker_.auth ? worker_.auth->find(route.auth.server) : nullptr;
+  if (!server) {
+    respond_challenge(auth::challenge_for(auth::AuthStatus::InternalError, challenge_context({})));
+    return Stage::Responded;
+  }
+  switch (route.auth.type) {
+    case config::AuthType::Jwt:
+      return verify_jwt_token(*server);
+    default:
+      respond_challenge(auth::challenge_for(auth::AuthStatus::InternalError, challenge_context({})));
+      return Stage::Responded;
+  }
+}
+
+ProxyExchange::Stage ProxyExchange::verify_jwt_token(auth::AuthorizationServer& server) {
+  const auto& route = *match_.route;
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const std::string cache_key = auth::TokenCache::key_for(route.name, token_);
+  if (const auth::Identity* cached = worker_.token_cache.find(cache_key, now)) {
+    identity_ = *cached;
+    return Stage::Continue;
+  }
+  if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
+  const auth::WaitHandle wait{&worker_.loop, waiter_};
+  switch (server.ensure_keys(worker_.fetch_context(), &wait)) {
+    case auth::AuthorizationServer::Availability::Ready:
+      break;
+    case auth::AuthorizationServer::Availability::Waiting:
+      return Stage::Stopped;
+    case auth::AuthorizationServer::Availability::Unavailable: {
+      auto context = challenge_context({});
+      context.retry_after_s = server.retry_after_s();
+      respond_challenge(auth::challenge_for(auth::AuthStatus::KeysUnavailable, context));
+      return Stage::Responded;
+    }
+  }
+  const auto keys = server.keys();
+  if (!keys) {  // the fetch we waited for failed
+    auto context = challenge_context({});
+    context.retry_after_s = server.retry_after_s();
+    respond_challenge(auth::challenge_for(auth::AuthStatus::KeysUnavailable, context));
+    return Stage::Responded;
+  }
+  auth::JwtRules rules{server.config().issuer, route.auth.audiences, route.auth.algorithms,
+                       static_cast<int64_t>(route.auth.leeway_s)};
+  auth::JwtResult result = auth::verify_jwt(token_, *keys, rules, now);
+  if (result.status == auth::AuthStatus::KeyNotFound && !refetched_keys_) {
+    // The IdP may have rotated its keys: refetch once (rate-limited per server).
+    refetched_keys_ = true;
+    if (server.refetch_keys_for_unknown_kid(worker_.fetch_context(), wait) ==
+        auth::AuthorizationServer::Availability::Waiting)
+      return Stage::Stopped;
+  }
+  if (result.status != auth::AuthStatus::Ok) {
+    respond_challenge(auth::challenge_for(result.status, challenge_context(scopes_needed())));
+    return Stage::Responded;
+  }
+  worker_.token_cache.insert(cache_key, result.identity);
+  identity_ = std::move(result.identity);
+  return Stage::Continue;
+}
+
+ProxyExchange::Stage ProxyExchange::authorize() {
+  if (!identity_) return Stage::Continue;  // auth: none
+  const auto needed = scopes_needed();
+  if (auth::has_all_scopes(*identity_, needed)) return Stage::Continue;
+  respond_challenge(auth::challenge_for(auth::AuthStatus::InsufficientScope, challenge_context(needed)));
   return Stage::Responded;
+}
+
+// The route's required scopes plus those of every method and tool the body names
+// (every element of a batch): the step-up challenge asks for all of them.
+std::vector<std::string> ProxyExchange::scopes_needed() const {
+  const auto& route = *match_.route;
+  std::vector<std::string> scopes = route.auth.required_scopes;
+  auto add = [&](const std::vector<std::string>& more) {
+    for (const auto& scope : more)
+      if (std::find(scopes.begin(), scopes.end(), scope) == scopes.end()) scopes.push_back(scope);
+  };
+  for (const auto& target : rpc_.targets) {
+    if (auto rule = route.methods.find(target.method); rule != route.methods.end()) add(rule->second.scopes);
+    if (target.method == "tools/call" && target.has_name)
+      if (auto rule = route.tools.find(target.name); rule != route.tools.end()) add(rule->second.scopes);
+  }
+  return scopes;
+}
+
+auth::ChallengeContext ProxyExchange::challenge_context(std::vector<std::string> scopes) const {
+  const auto& route = *match_.route;
+  auth::ChallengeContext context;
+  context.resource_metadata_url =
+      config_->server.public_url + "/.well-known/oauth-protected-resource" + (route.path == "/" ? "" : route.path);
+  context.scopes = std::move(scopes);
+  return context;
+}
+
+void ProxyExchange::respond_challenge(const auth::Challenge& challenge) {
+  http::HeaderList headers;
+  if (!challenge.www_authenticate.empty()) headers.add("WWW-Authenticate", challenge.www_authenticate);
+  if (challenge.retry_after_s > 0) headers.add("Retry-After", std::to_string(challenge.retry_after_s));
+  complete(challenge.status);
+  connection_.send_error({challenge.status, challenge.reason, challenge.message}, jsonrpc_id_, headers);
 }
 
 void ProxyExchange::forward() {
@@ -121,6 +252,7 @@ void ProxyExchange::forward() {
   upstream_request.method = request.method;
   upstream_request.url = upstream_url_for(match_, request.query);
   upstream_request.headers = upstream_request_headers(request.headers, facts);
+  if (route.forward_identity && identity_) add_identity_headers(*identity_, upstream_request.headers);
   upstream_request.body = &request.body;  // the Connection keeps the request until the response ends
   upstream_request.connect_timeout_ms = limits.upstream_connect_timeout_ms;
   upstream_request.response_timeout_ms = limits.upstream_timeout_ms;
@@ -218,6 +350,7 @@ void ProxyExchange::on_client_drained() {
 }
 
 void ProxyExchange::on_client_closed() {
+  client_gone_ = true;
   if (transfer_) transfer_->cancel();  // for 2026-07-28 clients this is the cancellation signal
   complete(connection_.head_sent() ? upstream_status_ : 499);
 }
@@ -258,6 +391,10 @@ void ProxyExchange::complete(int status) {
       .field("latency_ms", latency * 1000)
       .field("bytes_in", static_cast<int64_t>(request.body.size()))
       .field("bytes_out", static_cast<int64_t>(bytes_out_));
+  if (identity_) {
+    line.field("subject", identity_->subject);
+    if (!identity_->client_id.empty()) line.field("client_id", identity_->client_id);
+  }
   if (!rpc_.method.empty()) line.field("rpc_method", rpc_.method);
   if (rpc_.method == "tools/call" && rpc_.has_name) line.field("tool", rpc_.name);
   if (upstream_seconds_ >= 0) line.field("upstream_ms", upstream_seconds_ * 1000);

@@ -1,6 +1,6 @@
 // The request pipeline for one client request on an MCP route:
-//   route match -> inbound checks (path, Origin, method, JSON-RPC body) ->
-//   authenticate/authorize (route.auth; `none` only for now) -> forward ->
+//   route match -> inbound checks (path, Origin, method, JSON-RPC body, MCP headers) ->
+//   authenticate (bearer token; may park until keys arrive) -> authorize (scopes) -> forward ->
 //   stream the response back -> access log and metrics.
 #pragma once
 
@@ -9,6 +9,9 @@
 #include <optional>
 #include <string>
 
+#include "auth/authorization_server.h"
+#include "auth/challenge.h"
+#include "auth/identity.h"
 #include "http/server.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/sse.h"
@@ -29,11 +32,19 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   void on_shutdown() override;
 
  private:
-  enum class Stage { Continue, Responded };
+  enum class Stage { Continue, Stopped /* resumes later */, Responded };
 
+  // Runs the stages from authentication on; called again when a parked request resumes.
+  void continue_from_authentication();
   Stage check_request();
+  Stage check_mcp_headers();
+  Stage authenticate();
+  Stage verify_jwt_token(auth::AuthorizationServer& server);
   Stage authorize();
   void forward();
+  void respond_challenge(const auth::Challenge& challenge);
+  auth::ChallengeContext challenge_context(std::vector<std::string> scopes) const;
+  std::vector<std::string> scopes_needed() const;
 
   // upstream::TransferSink (called on the loop thread, maybe inside curl callbacks)
   void on_response_head(int status, http::HeaderList headers) override;
@@ -52,6 +63,11 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   RouteMatch match_;
   mcp::JsonRpcInfo rpc_;
   std::optional<std::string> jsonrpc_id_;  // set when the client spoke JSON-RPC
+  std::string token_;
+  std::optional<auth::Identity> identity_;
+  std::shared_ptr<auth::Waiter> waiter_;  // parked on an authorization server fetch
+  bool refetched_keys_ = false;
+  bool client_gone_ = false;
   std::unique_ptr<upstream::Transfer> transfer_;
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point upstream_started_at_;

@@ -1,19 +1,42 @@
 #include "proxy/worker.h"
 
+#include <event2/event.h>
+
 namespace mcpgate::proxy {
 
-Worker::Worker(unsigned index_, config::ConfigPtr config_, http::TlsContextPtr tls_, observability::Metrics& metrics_)
+Worker::Worker(unsigned index_, config::ConfigPtr config_, std::shared_ptr<auth::AuthRegistry> auth_,
+               http::TlsContextPtr tls_, observability::Metrics& metrics_)
     : index(index_),
       curl(loop.base()),
+      fetcher(loop, curl),
       config(std::move(config_)),
+      auth(std::move(auth_)),
       tls(std::move(tls_)),
       metrics(metrics_),
       connections(std::make_unique<http::ConnectionSet>(loop, metrics_.active_connections)) {}
 
 Worker::~Worker() {
+  if (maintenance_timer != nullptr) event_free(maintenance_timer);
   listener.reset();
   connections.reset();  // connections own exchanges, exchanges own transfers on `curl`
   loop.drain_deferred();
+}
+
+namespace {
+
+// Owner: the Worker, which frees this timer before anything it touches.
+void on_maintenance(int, short, void* self) noexcept {
+  auto* worker = static_cast<Worker*>(self);
+  for (const auto& [name, server] : worker->auth->servers()) server->refresh_if_stale(worker->fetch_context());
+}
+
+}  // namespace
+
+void Worker::start_maintenance() {
+  maintenance_timer = event_new(loop.base(), -1, EV_PERSIST, &on_maintenance, this);
+  const timeval period{1, 0};
+  event_add(maintenance_timer, &period);
+  event_active(maintenance_timer, EV_TIMEOUT, 0);  // eager discovery starts at once
 }
 
 http::ConnectionSettings connection_settings(const config::Config& config) {

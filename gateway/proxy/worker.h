@@ -6,25 +6,36 @@
 #include <memory>
 #include <thread>
 
+#include "auth/authorization_server.h"
+#include "auth/token_cache.h"
 #include "config/config.h"
 #include "core/event_loop.h"
 #include "http/server.h"
 #include "http/tls.h"
 #include "observability/metrics.h"
 #include "upstream/curl_multi.h"
+#include "upstream/http_fetch.h"
 
 namespace mcpgate::proxy {
 
 struct Worker {
-  Worker(unsigned index, config::ConfigPtr config, http::TlsContextPtr tls, observability::Metrics& metrics);
+  Worker(unsigned index, config::ConfigPtr config, std::shared_ptr<auth::AuthRegistry> auth, http::TlsContextPtr tls,
+         observability::Metrics& metrics);
+  // Starts the background refresh of authorization server keys on this loop.
+  void start_maintenance();
+  auth::FetchContext fetch_context() { return {&loop, &fetcher}; }
   // Stops nothing: call after the loop has returned. Tears down in dependency order.
   ~Worker();
 
   unsigned index;
   core::EventLoop loop;
   upstream::CurlMulti curl;
+  upstream::Fetcher fetcher;  // the gateway's own outbound calls from this loop
   config::ConfigPtr config;   // the snapshot new requests use
+  std::shared_ptr<auth::AuthRegistry> auth;  // authorization servers of that snapshot
   http::TlsContextPtr tls;    // the context new connections use
+  auth::TokenCache token_cache;
+  event* maintenance_timer = nullptr;  // refreshes keys in the background (worker 0 only)
   observability::Metrics& metrics;
   std::unique_ptr<http::ConnectionSet> connections;
   std::unique_ptr<http::Listener> listener;

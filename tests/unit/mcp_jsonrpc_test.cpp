@@ -7,6 +7,7 @@
 
 #include "mcp/jsonrpc.h"
 
+using mcpgate::mcp::decode_mcp_header_value;
 using mcpgate::mcp::inspect_jsonrpc;
 using mcpgate::mcp::metrics_method_label;
 
@@ -166,14 +167,13 @@ TEST_CASE("jsonrpc: the target name from params.name or params.uri") {
     CHECK(info.has_name);
     CHECK(info.name == "file:///etc/x");
   }
-  SUBCASE("name wins over uri") {
-    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"m","params":{"uri":"u","name":"n"}})");
-    CHECK(info.name == "n");
-  }
-  SUBCASE("a non-string name falls back to uri") {
-    const auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"m","params":{"name":5,"uri":"u"}})");
-    CHECK(info.has_name);
+  SUBCASE("the field Mcp-Name mirrors depends on the method") {
+    auto info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"u","name":"n"}})");
     CHECK(info.name == "u");
+    info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t1"}})");
+    CHECK(info.name == "t1");
+    info = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"m","params":{"uri":"u","name":"n"}})");
+    CHECK_FALSE(info.has_name);
   }
   SUBCASE("no usable name") {
     for (const char* params : {R"({"name":5})", R"({"arguments":{"name":"x"}})", R"(["name"])", R"("name")", "{}"}) {
@@ -192,13 +192,35 @@ TEST_CASE("jsonrpc: the target name from params.name or params.uri") {
   }
 }
 
-TEST_CASE("jsonrpc: a duplicated key resolves to the last value, as JavaScript's JSON.parse does") {
+TEST_CASE("jsonrpc: a duplicated key anywhere makes the body unacceptable") {
   // The gateway's view must agree with the upstream's, or a policy on the method
   // or tool name could be bypassed with a duplicate key.
+  for (const char* body :
+       {R"({"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"a"}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}})",
+        R"([{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"id":3,"method":"ping"}])"}) {
+    CAPTURE(body);
+    const auto info = inspect_jsonrpc(body);
+    CHECK_FALSE(info.valid_json);
+    CHECK(info.duplicate_keys);
+  }
+  CHECK_FALSE(inspect_jsonrpc("{bad").duplicate_keys);
+}
+
+TEST_CASE("jsonrpc: every batch element is a target") {
   const auto info = inspect_jsonrpc(
-      R"({"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"a","name":"b"}})");
-  CHECK(info.method == "tools/call");
-  CHECK(info.name == "b");
+      R"([{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b"}}])");
+  REQUIRE(info.targets.size() == 2);
+  CHECK(info.targets[0].name == "a");
+  CHECK(info.targets[1].name == "b");
+  CHECK(info.is_batch);
+}
+
+TEST_CASE("jsonrpc: Mcp-* header values in the Base64 sentinel form are decoded") {
+  CHECK(decode_mcp_header_value("echo") == "echo");
+  CHECK(decode_mcp_header_value("=?base64?w6ljaG8=?=") == "\xc3\xa9cho");
+  CHECK(decode_mcp_header_value("=?base64?ZWNobw==?=") == "echo");
+  CHECK_FALSE(decode_mcp_header_value("=?base64?not base64?="));
 }
 
 TEST_CASE("jsonrpc: a non-string method is no method") {
