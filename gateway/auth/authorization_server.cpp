@@ -159,17 +159,18 @@ void AuthorizationServer::fetch_metadata(const FetchContext& context) {
   http::HeaderList headers;
   headers.add("Accept", "application/json");
   context.fetcher->fetch("GET", metadata_url(), std::move(headers), {}, kFetchTimeoutMs,
-                         [this, context](upstream::FetchResult& result) { on_metadata(context, result); });
+                         [self = shared_from_this(), context](upstream::FetchResult& result) { self->on_metadata(context, result); });
 }
 
 void AuthorizationServer::fetch_keys(const FetchContext& context, const std::string& jwks_uri) {
   http::HeaderList headers;
   headers.add("Accept", "application/jwk-set+json, application/json");
   context.fetcher->fetch("GET", jwks_uri, std::move(headers), {}, kFetchTimeoutMs,
-                         [this](upstream::FetchResult& result) { on_keys(result); });
+                         [self = shared_from_this()](upstream::FetchResult& result) { self->on_keys(result); });
 }
 
-// Runs on the fetching loop, outside curl callbacks.
+// Runs on the fetching loop, outside curl callbacks; the callback keeps this server alive
+// across a reload that drops it.
 void AuthorizationServer::on_metadata(const FetchContext& context, upstream::FetchResult& result) {
   if (!result.ok()) {
     finish_attempt(false, "metadata fetch failed: " + (result.detail.empty() ? "HTTP " + std::to_string(result.status) : result.detail));

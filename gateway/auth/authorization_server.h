@@ -41,7 +41,7 @@ struct FetchContext {
   upstream::Fetcher* fetcher = nullptr;
 };
 
-class AuthorizationServer {
+class AuthorizationServer : public std::enable_shared_from_this<AuthorizationServer> {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr std::chrono::seconds kUnknownKidRefetchInterval{30};

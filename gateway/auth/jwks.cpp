@@ -3,7 +3,6 @@
 #include <cjose/header.h>
 #include <jansson.h>
 
-#include <algorithm>
 #include <array>
 
 namespace mcpgate::auth {

@@ -33,9 +33,12 @@ bool origin_allowed(const config::RouteConfig& route, const config::Config& conf
                      [&](const std::string& allowed) { return allowed == "*" || allowed == origin; });
 }
 
-// OPTIONS passes so the upstream can answer CORS preflights (after the Origin check).
+constexpr std::string_view kCorsRequestHeaders =
+    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID";
+constexpr std::string_view kCorsExposedHeaders = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, Retry-After";
+
 bool method_allowed(const config::RouteConfig& route, std::string_view method) {
-  if (method == "GET" || method == "POST" || method == "OPTIONS") return true;
+  if (method == "GET" || method == "POST") return true;
   return route.transport == config::Transport::StreamableHttp && method == "DELETE";
 }
 
@@ -80,6 +83,18 @@ ProxyExchange::Stage ProxyExchange::check_request() {
   }
   if (auto origin = request.headers.get("Origin"); origin && !origin_allowed(route, *config_, *origin)) {
     respond_error(403, "origin_not_allowed", "the Origin of this request is not allowed on this route");
+    return Stage::Responded;
+  }
+  origin_checked_ = true;
+  if (request.method == "OPTIONS") {  // CORS preflight: answered here, before authentication
+    http::HeaderList headers = cors_headers();
+    if (!headers.fields().empty()) {
+      headers.add("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+      headers.add("Access-Control-Allow-Headers", std::string(kCorsRequestHeaders));
+      headers.add("Access-Control-Max-Age", "600");
+    }
+    complete(204);
+    connection_.send_response(204, std::move(headers), "");
     return Stage::Responded;
   }
   if (!method_allowed(route, request.method)) {
@@ -236,7 +251,7 @@ auth::ChallengeContext ProxyExchange::challenge_context(std::vector<std::string>
 }
 
 void ProxyExchange::respond_challenge(const auth::Challenge& challenge) {
-  http::HeaderList headers;
+  http::HeaderList headers = cors_headers();
   if (!challenge.www_authenticate.empty()) headers.add("WWW-Authenticate", challenge.www_authenticate);
   if (challenge.retry_after_s > 0) headers.add("Retry-After", std::to_string(challenge.retry_after_s));
   complete(challenge.status);
@@ -274,7 +289,9 @@ void ProxyExchange::on_response_head(int status, http::HeaderList headers) {
                                                      length->find_first_not_of("0123456789") == std::string_view::npos)
       content_length = std::stoull(std::string(*length));
   }
-  connection_.send_head(status, client_response_headers(headers), content_length);
+  http::HeaderList response_headers = client_response_headers(headers);
+  for (auto& field : cors_headers().fields()) response_headers.set(field.name, field.value);
+  connection_.send_head(status, response_headers, content_length);
 }
 
 bool ProxyExchange::can_take_data() { return !connection_.over_high_water(); }
@@ -368,7 +385,19 @@ void ProxyExchange::on_shutdown() {
 
 void ProxyExchange::respond_error(int status, std::string reason, std::string message) {
   complete(status);
-  connection_.send_error({status, std::move(reason), std::move(message)}, jsonrpc_id_);
+  connection_.send_error({status, std::move(reason), std::move(message)}, jsonrpc_id_, cors_headers());
+}
+
+// For a browser client whose Origin passed the route's check: allow it to read the
+// response, including the challenge and the session id.
+http::HeaderList ProxyExchange::cors_headers() const {
+  http::HeaderList headers;
+  const auto origin = connection_.request().headers.get("Origin");
+  if (!origin || !origin_checked_) return headers;
+  headers.add("Access-Control-Allow-Origin", std::string(*origin));
+  headers.add("Access-Control-Expose-Headers", std::string(kCorsExposedHeaders));
+  headers.add("Vary", "Origin");
+  return headers;
 }
 
 void ProxyExchange::complete(int status) {

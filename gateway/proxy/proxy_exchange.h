@@ -45,6 +45,7 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   void respond_challenge(const auth::Challenge& challenge);
   auth::ChallengeContext challenge_context(std::vector<std::string> scopes) const;
   std::vector<std::string> scopes_needed() const;
+  http::HeaderList cors_headers() const;
 
   // upstream::TransferSink (called on the loop thread, maybe inside curl callbacks)
   void on_response_head(int status, http::HeaderList headers) override;
@@ -68,6 +69,7 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   std::shared_ptr<auth::Waiter> waiter_;  // parked on an authorization server fetch
   bool refetched_keys_ = false;
   bool client_gone_ = false;
+  bool origin_checked_ = false;  // a present Origin passed the route's allowlist
   std::unique_ptr<upstream::Transfer> transfer_;
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point upstream_started_at_;
