@@ -44,7 +44,7 @@ struct FetchContext {
 class AuthorizationServer : public std::enable_shared_from_this<AuthorizationServer> {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr std::chrono::seconds kUnknownKidRefetchInterval{30};
+  static constexpr std::chrono::seconds kUnknownKidRefetchInterval{10};
   static constexpr std::chrono::seconds kMaxBackoff{60};
   static constexpr uint32_t kFetchTimeoutMs = 5000;
 

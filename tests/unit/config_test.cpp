@@ -1,8 +1,10 @@
 // Tests for the YAML config loader: a full config, the defaults, and every validation error
 // with its position.
 #include <doctest/doctest.h>
+#include <jansson.h>
 
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -68,6 +70,35 @@ std::string with_sections(const std::string& sections) {
 }
 
 ConfigPtr load(const std::string& yaml) { return load_config_text(yaml, kSource); }
+
+// A valid config (one auth-none route, lines 1-7) with authorization server 'corp' on line 9,
+// `body` as its keys from line 10, column 5.
+std::string with_auth_server(const std::string& body) {
+  return with_route(kRouteBody) + "authorization_servers:\n  corp:\n" + body;
+}
+
+constexpr const char* kCorpServer = "authorization_servers:\n  corp:\n    issuer: \"https://auth.example.com\"\n";
+
+// A valid config whose route has `auth: {type: jwt, server: corp}` (type on line 8, server on
+// line 9); `body` follows from line 10: auth keys at column 7, then route keys at column 5.
+std::string with_jwt_route(const std::string& body) {
+  return with_route("    path: /notes\n    upstream: \"http://127.0.0.1:3001/mcp\"\n    auth:\n      type: jwt\n"
+                    "      server: corp\n" +
+                    body) +
+         kCorpServer;
+}
+
+// Like with_jwt_route, for a route with `auth: {type: none}` on line 7; `body` from line 8.
+std::string with_open_route(const std::string& body) {
+  return with_route("    path: /notes\n    upstream: \"http://127.0.0.1:3001/mcp\"\n    auth: {type: none}\n" + body);
+}
+
+using JsonPtr = std::unique_ptr<json_t, decltype(&json_decref)>;
+
+// Parses JSON text the loader produced; null when it is not valid JSON.
+JsonPtr parse_json(const std::string& text) {
+  return JsonPtr(json_loadb(text.data(), text.size(), JSON_REJECT_DUPLICATES, nullptr), &json_decref);
+}
 
 // The repository root, derived by text: tests/data may not exist in a fresh checkout, and
 // "<dir>/../.." only resolves when <dir> does.
@@ -501,6 +532,19 @@ plugins:
   // Without the top-level sections, the route reports its first unsupported key.
   ScopedEnv set_token("MCPGATE_ADMIN_TOKEN", "t");
   CHECK_CONFIG_ERROR(server + routes, "test.yaml:31:5: ", "routes[0].upstream_credential: not supported yet (");
+
+  // With those removed, the design's authorization server and jwt route load.
+  ScopedEnv set_secret("MCPGATE_CLIENT_SECRET", "s");
+  const std::string auth_servers = sections.substr(0, sections.find("credentials:"));
+  std::string supported_routes = routes;
+  for (std::string_view line : {"    upstream_credential: user-api\n",
+                                "    rate_limits:\n      - { per: subject, tool: delete_note, rate: 10/min, burst: 5 }\n"}) {
+    supported_routes.erase(supported_routes.find(line), line.size());
+  }
+  const ConfigPtr config = load(server + auth_servers + supported_routes);
+  CHECK(config->authorization_servers.at("corp").client_secret == "s");
+  CHECK(config->routes.at(0).auth.type == AuthType::Jwt);
+  CHECK(config->routes.at(0).auth.scopes_supported == std::vector<std::string>{"read:notes", "write:notes"});
 }
 
 // ---- Required keys ----
@@ -723,6 +767,443 @@ TEST_CASE("config: route forward_identity is a boolean") {
                      "routes[0].forward_identity: expected true or false (got 'yes')");
 }
 
+// ---- authorization_servers and route auth ----
+
+TEST_CASE("config: a full auth config loads every field") {
+  ScopedEnv secret("MCPGATE_TEST_CLIENT_SECRET", "client-s3cret");
+  ScopedEnv port("MCPGATE_TEST_PORT", "9000");
+  const ConfigPtr config = load(R"(
+server:
+  listen: "127.0.0.1:8080"
+  public_url: "https://mcp.example.com"
+authorization_servers:
+  corp:
+    issuer: "https://Auth.example.com/oidc/"
+    type: oidc
+    discovery: eager
+    metadata_url: "https://auth.example.com/custom/.well-known/openid-configuration"
+    metadata: null
+    metadata_overrides:
+      response_types_supported: [code]
+      require_pushed_authorization_requests: true
+      max_age: 300
+      note: null
+    client:
+      id: mcpgate
+      secret: ${MCPGATE_TEST_CLIENT_SECRET}
+  manual:
+    issuer: "http://127.0.0.1:9000"
+    type: oauth
+    discovery: off
+    metadata:
+      issuer: "http://127.0.0.1:9000"
+      jwks_uri: "http://127.0.0.1:${MCPGATE_TEST_PORT}/jwks"
+      port: ${MCPGATE_TEST_PORT}
+      negative: -7
+      ratio: 1.5
+      quoted_number: "42"
+      quoted_true: "true"
+      plain_yes: yes
+      nested: {list: [1, {flag: false}], empty: ~}
+  minimal:
+    issuer: "https://minimal.example.com"
+routes:
+  - name: notes
+    path: /notes
+    upstream: "http://127.0.0.1:3001/mcp"
+    resource_documentation: "https://docs.example.com/notes"
+    auth:
+      type: jwt
+      server: corp
+      audience: ["https://mcp.example.com/notes", "notes-api"]
+      required_scopes: [read:notes]
+      scopes_supported: [read:notes, write:notes, admin]
+      algorithms: [RS256, ES384, PS512]
+      leeway_s: 600
+      cache_ttl_s: 0
+    filter_tools_list: true
+    tools:
+      delete_note: { scopes: [admin, write:notes] }
+      create_note: { scopes: [write:notes] }
+      get-current-time: {}
+    methods:
+      resources/read: { scopes: [read:notes] }
+  - name: defaults
+    path: /defaults
+    upstream: "http://127.0.0.1:3002/mcp"
+    auth:
+      type: jwt
+      server: manual
+      required_scopes: [z:required]
+    tools:
+      zeta: { scopes: [t:2, z:required] }
+      alpha: { scopes: [t:1] }
+    methods:
+      resources/list: { scopes: [m:1, t:1] }
+  - name: single
+    path: /single
+    upstream: "http://127.0.0.1:3003/mcp"
+    auth: {type: jwt, server: minimal, audience: "api://single"}
+  - name: open
+    path: /open
+    upstream: "http://127.0.0.1:3004/mcp"
+    auth: {type: none}
+    filter_tools_list: false
+)");
+
+  REQUIRE(config->authorization_servers.size() == 3);
+  const AuthorizationServerConfig& corp = config->authorization_servers.at("corp");
+  CHECK(corp.name == "corp");
+  CHECK(corp.issuer == "https://Auth.example.com/oidc/");  // as written: compared byte for byte with iss
+  CHECK(corp.type == AuthServerType::Oidc);
+  CHECK(corp.discovery == Discovery::Eager);
+  CHECK(corp.metadata_url == "https://auth.example.com/custom/.well-known/openid-configuration");
+  CHECK(corp.metadata_json.empty());
+  // Compact, in document order.
+  CHECK(corp.metadata_overrides_json ==
+        R"({"response_types_supported":["code"],"require_pushed_authorization_requests":true,"max_age":300,"note":null})");
+  CHECK(corp.client_id == "mcpgate");
+  CHECK(corp.client_secret == "client-s3cret");
+
+  const AuthorizationServerConfig& manual = config->authorization_servers.at("manual");
+  CHECK(manual.type == AuthServerType::OAuth);
+  CHECK(manual.discovery == Discovery::Off);
+  CHECK(manual.metadata_url.empty());
+  CHECK(manual.metadata_overrides_json.empty());
+  CHECK(manual.client_id.empty());
+  CHECK(manual.client_secret.empty());
+  const JsonPtr metadata = parse_json(manual.metadata_json);
+  REQUIRE(json_is_object(metadata.get()));
+  CHECK(json_object_size(metadata.get()) == 9);
+  const auto member = [&metadata](const char* key) { return json_object_get(metadata.get(), key); };
+  CHECK(std::string(json_string_value(member("issuer"))) == "http://127.0.0.1:9000");
+  CHECK(std::string(json_string_value(member("jwks_uri"))) == "http://127.0.0.1:9000/jwks");
+  REQUIRE(json_is_integer(member("port")));  // a plain ${VAR} that expands to digits is an integer
+  CHECK(json_integer_value(member("port")) == 9000);
+  REQUIRE(json_is_integer(member("negative")));
+  CHECK(json_integer_value(member("negative")) == -7);
+  CHECK(std::string(json_string_value(member("ratio"))) == "1.5");
+  CHECK(std::string(json_string_value(member("quoted_number"))) == "42");
+  CHECK(std::string(json_string_value(member("quoted_true"))) == "true");
+  CHECK(std::string(json_string_value(member("plain_yes"))) == "yes");
+  json_t* nested = member("nested");
+  REQUIRE(json_is_object(nested));
+  CHECK(json_is_null(json_object_get(nested, "empty")));
+  json_t* list = json_object_get(nested, "list");
+  REQUIRE(json_is_array(list));
+  REQUIRE(json_array_size(list) == 2);
+  CHECK(json_integer_value(json_array_get(list, 0)) == 1);
+  CHECK(json_is_false(json_object_get(json_array_get(list, 1), "flag")));
+  const JsonPtr overrides = parse_json(corp.metadata_overrides_json);
+  REQUIRE(json_is_object(overrides.get()));
+  CHECK(json_is_true(json_object_get(overrides.get(), "require_pushed_authorization_requests")));
+  CHECK(json_integer_value(json_object_get(overrides.get(), "max_age")) == 300);
+
+  const AuthorizationServerConfig& minimal = config->authorization_servers.at("minimal");
+  CHECK(minimal.type == AuthServerType::Oidc);
+  CHECK(minimal.discovery == Discovery::OnDemand);
+  CHECK(minimal.metadata_url.empty());
+  CHECK(minimal.metadata_json.empty());
+  CHECK(minimal.metadata_overrides_json.empty());
+
+  REQUIRE(config->routes.size() == 4);
+  const RouteConfig& notes = config->routes[0];
+  CHECK(notes.resource_documentation == "https://docs.example.com/notes");
+  CHECK(notes.auth.type == AuthType::Jwt);
+  CHECK(notes.auth.server == "corp");
+  CHECK(notes.auth.audiences == std::vector<std::string>{"https://mcp.example.com/notes", "notes-api"});
+  CHECK(notes.auth.required_scopes == std::vector<std::string>{"read:notes"});
+  CHECK(notes.auth.scopes_supported == std::vector<std::string>{"read:notes", "write:notes", "admin"});
+  CHECK(notes.auth.algorithms == std::vector<std::string>{"RS256", "ES384", "PS512"});
+  CHECK(notes.auth.leeway_s == 600);
+  CHECK(notes.auth.cache_ttl_s == 0);
+  CHECK(notes.filter_tools_list);
+  REQUIRE(notes.tools.size() == 3);
+  CHECK(notes.tools.at("delete_note").scopes == std::vector<std::string>{"admin", "write:notes"});
+  CHECK(notes.tools.at("create_note").scopes == std::vector<std::string>{"write:notes"});
+  CHECK(notes.tools.at("get-current-time").scopes.empty());
+  REQUIRE(notes.methods.size() == 1);
+  CHECK(notes.methods.at("resources/read").scopes == std::vector<std::string>{"read:notes"});
+
+  const RouteConfig& defaults = config->routes[1];
+  CHECK(defaults.resource_documentation.empty());
+  CHECK(defaults.auth.server == "manual");
+  CHECK(defaults.auth.audiences == std::vector<std::string>{"https://mcp.example.com/defaults"});
+  // required_scopes, then tools and methods as written (not sorted), each scope once.
+  CHECK(defaults.auth.scopes_supported == std::vector<std::string>{"z:required", "t:2", "t:1", "m:1"});
+  CHECK(defaults.auth.algorithms == std::vector<std::string>{"RS256", "ES256", "PS256"});
+  CHECK(defaults.auth.leeway_s == 60);
+  CHECK(defaults.auth.cache_ttl_s == 60);
+  CHECK_FALSE(defaults.filter_tools_list);
+
+  const RouteConfig& single = config->routes[2];
+  CHECK(single.auth.audiences == std::vector<std::string>{"api://single"});
+  CHECK(single.auth.required_scopes.empty());
+  CHECK(single.auth.scopes_supported.empty());
+  CHECK(single.tools.empty());
+  CHECK(single.methods.empty());
+
+  const RouteConfig& open = config->routes[3];
+  CHECK(open.auth.type == AuthType::None);
+  CHECK(open.auth.server.empty());
+  CHECK(open.auth.audiences.empty());
+  CHECK_FALSE(open.filter_tools_list);
+}
+
+TEST_CASE("config: authorization_servers may be empty or null") {
+  for (const char* value : {" {}", " null", ""}) {
+    CAPTURE(value);
+    CHECK(load(with_route(kRouteBody) + "authorization_servers:" + value + "\n")->authorization_servers.empty());
+  }
+  CHECK(load(with_route(kRouteBody))->authorization_servers.empty());
+}
+
+TEST_CASE("config: authorization server shape and names") {
+  CHECK_CONFIG_ERROR(with_route(kRouteBody) + "authorization_servers: [corp]\n", "test.yaml:8:24: ",
+                     "authorization_servers: expected a map (got a list)");
+  CHECK_CONFIG_ERROR(with_route(kRouteBody) + "authorization_servers:\n  \"my corp\": {issuer: \"https://a\"}\n",
+                     "test.yaml:9:3: ", "authorization_servers.my corp: the name may contain only letters");
+  CHECK_CONFIG_ERROR(with_route(kRouteBody) + "authorization_servers:\n  corp: \"https://a\"\n", "test.yaml:9:9: ",
+                     "authorization_servers.corp: expected a map (got a scalar)");
+  CHECK_CONFIG_ERROR(with_auth_server("    type: oidc\n"), "test.yaml:10:5: ",
+                     "authorization_servers.corp: missing required key 'issuer'");
+  CHECK_CONFIG_ERROR(with_auth_server("    issuer: \"https://a\"\n    jwks_uri: \"https://a/jwks\"\n"), "test.yaml:11:5: ",
+                     "unknown key 'jwks_uri' in authorization server 'corp'");
+  CHECK_CONFIG_ERROR(with_auth_server("    issuer: \"https://a\"\n    issuer: \"https://b\"\n"), "test.yaml:11:5: ",
+                     "duplicate key 'issuer' in authorization_servers.corp");
+}
+
+TEST_CASE("config: authorization server issuer is an absolute http(s) URL kept as written") {
+  CHECK(load(with_auth_server("    issuer: \"https://A.example/x/\"\n"))->authorization_servers.at("corp").issuer ==
+        "https://A.example/x/");
+  for (const char* bad : {"auth.example.com", "\"ftp://a/\"", "\"https://a/?tenant=1\"", "\"https://a/#f\""}) {
+    CAPTURE(bad);
+    CHECK_CONFIG_ERROR(with_auth_server(std::string("    issuer: ") + bad + "\n"), "test.yaml:10:13: ",
+                       "authorization_servers.corp.issuer: invalid URL");
+  }
+  CHECK_CONFIG_ERROR(with_auth_server("    issuer:\n"), "test.yaml:10:5: ",
+                     "authorization_servers.corp.issuer: expected a string (got nothing)");
+}
+
+TEST_CASE("config: authorization server type and discovery take fixed values") {
+  const std::string issuer = "    issuer: \"https://a\"\n";
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    type: saml\n"), "test.yaml:11:11: ",
+                     "authorization_servers.corp.type: expected one of oidc, oauth (got 'saml')");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    discovery: lazy\n"), "test.yaml:11:16: ",
+                     "authorization_servers.corp.discovery: expected one of eager, on_demand, off (got 'lazy')");
+  CHECK(load(with_auth_server(issuer + "    discovery: on_demand\n"))->authorization_servers.at("corp").discovery ==
+        Discovery::OnDemand);
+}
+
+TEST_CASE("config: authorization server metadata sources") {
+  const std::string issuer = "    issuer: \"https://a\"\n";
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    metadata_url: \"https://a/meta?x=1\"\n"), "test.yaml:11:19: ",
+                     "authorization_servers.corp.metadata_url: invalid URL");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    metadata: \"{}\"\n"), "test.yaml:11:15: ",
+                     "authorization_servers.corp.metadata: expected a map (got a scalar)");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    metadata_overrides: [a]\n"), "test.yaml:11:25: ",
+                     "authorization_servers.corp.metadata_overrides: expected a map (got a list)");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    metadata_url: \"https://a/m\"\n    metadata: {jwks_uri: x}\n"),
+                     "test.yaml:11:19: ",
+                     "authorization_servers.corp.metadata_url: conflicts with 'metadata': manual metadata is never fetched");
+  CHECK(load(with_auth_server(issuer + "    metadata_url: null\n    metadata: {jwks_uri: x}\n"))
+            ->authorization_servers.at("corp").metadata_json == R"({"jwks_uri":"x"})");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    metadata: {issuer: \"https://a/\"}\n"), "test.yaml:11:24: ",
+                     "authorization_servers.corp.metadata.issuer: must equal the server's issuer 'https://a' exactly");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    metadata:\n      issuer: 42\n"), "test.yaml:12:15: ",
+                     "authorization_servers.corp.metadata.issuer: must equal the server's issuer");
+}
+
+TEST_CASE("config: discovery off needs manual metadata") {
+  const std::string issuer = "    issuer: \"https://a\"\n";
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    discovery: off\n"), "test.yaml:11:16: ",
+                     "authorization_servers.corp.discovery: 'off' needs 'metadata'");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    discovery: off\n    metadata_url: \"https://a/m\"\n"),
+                     "test.yaml:11:16: ", "authorization_servers.corp.discovery: 'off' needs 'metadata'");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    discovery: off\n    metadata: null\n"), "test.yaml:11:16: ",
+                     "authorization_servers.corp.discovery: 'off' needs 'metadata'");
+  CHECK(load(with_auth_server(issuer + "    discovery: off\n    metadata: {jwks_uri: \"https://a/k\"}\n"))
+            ->authorization_servers.at("corp").discovery == Discovery::Off);
+}
+
+TEST_CASE("config: metadata values are converted and checked") {
+  const std::string issuer = "    issuer: \"https://a\"\n";
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    metadata:\n      max_age: 99999999999999999999\n"),
+                     "test.yaml:12:16: ", "authorization_servers.corp.metadata.max_age: integer '99999999999999999999' is out of range");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    metadata_overrides:\n      a: 1\n      a: 2\n"), "test.yaml:13:7: ",
+                     "duplicate key 'a' in authorization_servers.corp.metadata_overrides");
+  ScopedEnv unset("MCPGATE_TEST_UNSET", nullptr);
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    metadata_overrides:\n      x: [\"${MCPGATE_TEST_UNSET}\"]\n"),
+                     "test.yaml:12:11: ",
+                     "authorization_servers.corp.metadata_overrides.x[0]: environment variable 'MCPGATE_TEST_UNSET' is not set");
+  CHECK(load(with_auth_server(issuer + "    metadata_overrides: {a: \"$${literal}\", b: \"\", c: []}\n"))
+            ->authorization_servers.at("corp").metadata_overrides_json == R"({"a":"${literal}","b":"","c":[]})");
+}
+
+TEST_CASE("config: authorization server client") {
+  const std::string issuer = "    issuer: \"https://a\"\n";
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    client: {secret: x}\n"), "test.yaml:11:13: ",
+                     "authorization_servers.corp.client: missing required key 'id'");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    client: {id: gw, password: x}\n"), "test.yaml:11:22: ",
+                     "unknown key 'password' in authorization_servers.corp.client");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    client: {id: \"\"}\n"), "test.yaml:11:18: ",
+                     "authorization_servers.corp.client.id: must not be empty");
+  ScopedEnv unset("MCPGATE_TEST_UNSET", nullptr);
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    client:\n      id: gw\n      secret: ${MCPGATE_TEST_UNSET}\n"),
+                     "test.yaml:13:15: ",
+                     "authorization_servers.corp.client.secret: environment variable 'MCPGATE_TEST_UNSET' is not set");
+  ScopedEnv empty("MCPGATE_TEST_EMPTY", "");
+  CHECK_CONFIG_ERROR(with_auth_server(issuer + "    client: {id: gw, secret: \"${MCPGATE_TEST_EMPTY}\"}\n"),
+                     "test.yaml:11:30: ", "authorization_servers.corp.client.secret: must not be empty");
+  const ConfigPtr public_client = load(with_auth_server(issuer + "    client: {id: gw}\n"));
+  CHECK(public_client->authorization_servers.at("corp").client_id == "gw");
+  CHECK(public_client->authorization_servers.at("corp").client_secret.empty());
+}
+
+TEST_CASE("config: jwt auth needs a server defined under authorization_servers") {
+  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth: {type: jwt}\n") + kCorpServer,
+                     "test.yaml:7:11: ", "routes[0].auth: missing required key 'server'");
+  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth: {type: jwt, server: other}\n") +
+                         kCorpServer,
+                     "test.yaml:7:31: ",
+                     "routes[0].auth.server: unknown authorization server 'other' (not defined under authorization_servers)");
+  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth: {type: jwt, server: corp}\n"),
+                     "test.yaml:7:31: ", "routes[0].auth.server: unknown authorization server 'corp'");
+  const std::string manual = with_route("    path: /n\n    upstream: \"http://h/\"\n    auth:\n      type: jwt\n"
+                                        "      server: corp\n") +
+                             kCorpServer + "    discovery: off\n    metadata: {token_endpoint: \"https://a/t\"}\n";
+  CHECK_CONFIG_ERROR(manual, "test.yaml:9:15: ",
+                     "routes[0].auth.server: authorization server 'corp' has manual metadata without a 'jwks_uri'");
+  CHECK(load(manual + "    metadata_overrides: {jwks_uri: \"https://a/k\"}\n")->routes.at(0).auth.server == "corp");
+}
+
+TEST_CASE("config: jwt auth keys") {
+  CHECK_CONFIG_ERROR(with_jwt_route("      issuer: x\n"), "test.yaml:10:7: ",
+                     "unknown key 'issuer' in the auth of route 'notes'");
+  CHECK_CONFIG_ERROR(with_jwt_route("      scopes: [a]\n"), "test.yaml:10:7: ",
+                     "unknown key 'scopes' in the auth of route 'notes'");
+}
+
+TEST_CASE("config: jwt audience is a string or a non-empty list of strings") {
+  CHECK(load(with_jwt_route("      audience: [a, b]\n"))->routes.at(0).auth.audiences == std::vector<std::string>{"a", "b"});
+  CHECK_CONFIG_ERROR(with_jwt_route("      audience: \"\"\n"), "test.yaml:10:17: ",
+                     "routes[0].auth.audience: must not be empty");
+  CHECK_CONFIG_ERROR(with_jwt_route("      audience: []\n"), "test.yaml:10:17: ",
+                     "routes[0].auth.audience: must list at least one audience");
+  CHECK_CONFIG_ERROR(with_jwt_route("      audience: {a: b}\n"), "test.yaml:10:17: ",
+                     "routes[0].auth.audience: expected a string or a list of strings (got a map)");
+  CHECK_CONFIG_ERROR(with_jwt_route("      audience:\n"), "test.yaml:10:7: ",
+                     "routes[0].auth.audience: expected a string or a list of strings (got nothing)");
+  CHECK_CONFIG_ERROR(with_jwt_route("      audience: [a, [b]]\n"), "test.yaml:10:21: ",
+                     "routes[0].auth.audience[1]: expected a string (got a list)");
+  CHECK_CONFIG_ERROR(with_jwt_route("      audience: [a, a]\n"), "test.yaml:10:21: ",
+                     "routes[0].auth.audience[1]: 'a' is listed twice");
+}
+
+TEST_CASE("config: scopes are RFC 6749 scope tokens") {
+  for (const char* bad : {"\"read notes\"", "\"read\\tnotes\"", "'say\"hi'", "'back\\slash'", "\"caf\xc3\xa9\""}) {
+    CAPTURE(bad);
+    CHECK_CONFIG_ERROR(with_jwt_route(std::string("      required_scopes: [ok, ") + bad + "]\n"), "test.yaml:10:29: ",
+                       "routes[0].auth.required_scopes[1]: invalid scope");
+  }
+  CHECK_CONFIG_ERROR(with_jwt_route("      required_scopes: [\"\"]\n"), "test.yaml:10:25: ",
+                     "routes[0].auth.required_scopes[0]: must not be empty");
+  CHECK_CONFIG_ERROR(with_jwt_route("      required_scopes: read\n"), "test.yaml:10:24: ",
+                     "routes[0].auth.required_scopes: expected a list of scopes (got a scalar)");
+  CHECK_CONFIG_ERROR(with_jwt_route("      required_scopes: [a, a]\n"), "test.yaml:10:28: ",
+                     "routes[0].auth.required_scopes[1]: 'a' is listed twice");
+  CHECK_CONFIG_ERROR(with_jwt_route("      scopes_supported: [a, \"b c\"]\n"), "test.yaml:10:29: ",
+                     "routes[0].auth.scopes_supported[1]: invalid scope 'b c'");
+  CHECK_CONFIG_ERROR(with_jwt_route("    tools:\n      t: {scopes: [\"x y\"]}\n"), "test.yaml:11:20: ",
+                     "routes[0].tools.t.scopes[0]: invalid scope 'x y'");
+  CHECK_CONFIG_ERROR(with_jwt_route("    methods:\n      tools/list: {scopes: [\"x\\\"\"]}\n"), "test.yaml:11:29: ",
+                     "routes[0].methods.tools/list.scopes[0]: invalid scope");
+  CHECK(load(with_jwt_route("      scopes_supported: []\n      required_scopes: [\"https://x/read\", \"a!#$%&'()*+,-./:;<=>?@[]^_`{|}~\"]\n"))
+            ->routes.at(0).auth.scopes_supported.empty());
+}
+
+TEST_CASE("config: jwt algorithms") {
+  CHECK_CONFIG_ERROR(with_jwt_route("      algorithms: [RS256, none]\n"), "test.yaml:10:27: ",
+                     "routes[0].auth.algorithms[1]: algorithm 'none' is never accepted");
+  CHECK_CONFIG_ERROR(with_jwt_route("      algorithms: [None]\n"), "test.yaml:10:20: ",
+                     "routes[0].auth.algorithms[0]: algorithm 'none' is never accepted");
+  for (const char* symmetric : {"HS256", "HS384", "HS512"}) {
+    CAPTURE(symmetric);
+    CHECK_CONFIG_ERROR(with_jwt_route(std::string("      algorithms: [") + symmetric + "]\n"), "test.yaml:10:20: ",
+                       "routes[0].auth.algorithms[0]: symmetric algorithms are not accepted for access tokens");
+  }
+  CHECK_CONFIG_ERROR(with_jwt_route("      algorithms: [rs256]\n"), "test.yaml:10:20: ",
+                     "routes[0].auth.algorithms[0]: expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, "
+                     "ES384, ES512 (got 'rs256')");
+  CHECK_CONFIG_ERROR(with_jwt_route("      algorithms: [EdDSA]\n"), "test.yaml:10:20: ", "(got 'EdDSA')");
+  CHECK_CONFIG_ERROR(with_jwt_route("      algorithms: []\n"), "test.yaml:10:19: ",
+                     "routes[0].auth.algorithms: must list at least one algorithm");
+  CHECK_CONFIG_ERROR(with_jwt_route("      algorithms: RS256\n"), "test.yaml:10:19: ",
+                     "routes[0].auth.algorithms: expected a list of algorithms (got a scalar)");
+  CHECK_CONFIG_ERROR(with_jwt_route("      algorithms: [ES256, ES256]\n"), "test.yaml:10:27: ",
+                     "routes[0].auth.algorithms[1]: 'ES256' is listed twice");
+  CHECK(load(with_jwt_route("      algorithms: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512]\n"))
+            ->routes.at(0).auth.algorithms.size() == 9);
+}
+
+TEST_CASE("config: jwt leeway_s and cache_ttl_s") {
+  CHECK(load(with_jwt_route("      leeway_s: 0\n"))->routes.at(0).auth.leeway_s == 0);
+  CHECK_CONFIG_ERROR(with_jwt_route("      leeway_s: 601\n"), "test.yaml:10:17: ",
+                     "routes[0].auth.leeway_s: expected at most 600 (got 601)");
+  CHECK_CONFIG_ERROR(with_jwt_route("      leeway_s: -1\n"), "test.yaml:10:17: ",
+                     "routes[0].auth.leeway_s: expected a non-negative integer");
+  CHECK_CONFIG_ERROR(with_jwt_route("      cache_ttl_s: \"60\"\n"), "test.yaml:10:20: ",
+                     "routes[0].auth.cache_ttl_s: expected a non-negative integer (got a quoted string)");
+  CHECK_CONFIG_ERROR(with_jwt_route("      cache_ttl_s: 4294967296\n"), "test.yaml:10:20: ",
+                     "routes[0].auth.cache_ttl_s: expected at most 4294967295");
+}
+
+TEST_CASE("config: route tools and methods rules") {
+  CHECK_CONFIG_ERROR(with_jwt_route("    tools:\n      get-current-time: {credential: none}\n"), "test.yaml:11:26: ",
+                     "routes[0].tools.get-current-time.credential: not supported yet (upstream credentials)");
+  CHECK_CONFIG_ERROR(with_jwt_route("    tools:\n      t: {scope: [a]}\n"), "test.yaml:11:11: ",
+                     "unknown key 'scope' in routes[0].tools.t");
+  CHECK_CONFIG_ERROR(with_jwt_route("    methods:\n      tools/call: {credential: x}\n"), "test.yaml:11:20: ",
+                     "unknown key 'credential' in routes[0].methods.tools/call");
+  CHECK_CONFIG_ERROR(with_jwt_route("    tools: [a, b]\n"), "test.yaml:10:12: ",
+                     "routes[0].tools: expected a map (got a list)");
+  CHECK_CONFIG_ERROR(with_jwt_route("    methods:\n      tools/call: [a]\n"), "test.yaml:11:19: ",
+                     "routes[0].methods.tools/call: expected a map (got a list)");
+  CHECK_CONFIG_ERROR(with_jwt_route("    tools:\n      \"\": {scopes: [a]}\n"), "test.yaml:11:7: ",
+                     "routes[0].tools: a name must not be empty");
+  CHECK_CONFIG_ERROR(with_jwt_route("    tools:\n      t: {scopes: a}\n"), "test.yaml:11:19: ",
+                     "routes[0].tools.t.scopes: expected a list of scopes (got a scalar)");
+  const ConfigPtr config = load(with_jwt_route("    tools:\n      t:\n      u: {scopes: []}\n    methods: {}\n"));
+  CHECK(config->routes.at(0).tools.at("t").scopes.empty());
+  CHECK(config->routes.at(0).tools.at("u").scopes.empty());
+  CHECK(config->routes.at(0).methods.empty());
+}
+
+TEST_CASE("config: tools, methods and filter_tools_list need an auth type that identifies the caller") {
+  CHECK_CONFIG_ERROR(with_open_route("    tools:\n      t: {scopes: [a]}\n"), "test.yaml:8:5: ",
+                     "routes[0].tools: needs an auth type that identifies the caller (route 'notes' has auth type 'none')");
+  CHECK_CONFIG_ERROR(with_open_route("    methods: {tools/call: {scopes: [a]}}\n"), "test.yaml:8:5: ",
+                     "routes[0].methods: needs an auth type that identifies the caller");
+  CHECK_CONFIG_ERROR(with_open_route("    tools: {}\n"), "test.yaml:8:5: ",
+                     "routes[0].tools: needs an auth type that identifies the caller");
+  CHECK_CONFIG_ERROR(with_open_route("    filter_tools_list: true\n"), "test.yaml:8:5: ",
+                     "routes[0].filter_tools_list: needs an auth type that identifies the caller");
+  CHECK_FALSE(load(with_open_route("    filter_tools_list: false\n"))->routes.at(0).filter_tools_list);
+  CHECK_CONFIG_ERROR(with_jwt_route("    filter_tools_list: \"true\"\n"), "test.yaml:10:24: ",
+                     "routes[0].filter_tools_list: expected true or false");
+  CHECK(load(with_jwt_route("    filter_tools_list: true\n"))->routes.at(0).filter_tools_list);
+}
+
+TEST_CASE("config: route resource_documentation is an absolute http(s) URL") {
+  CHECK(load(with_open_route("    resource_documentation: \"https://Docs.example.com/notes\"\n"))
+            ->routes.at(0)
+            .resource_documentation == "https://Docs.example.com/notes");
+  CHECK_CONFIG_ERROR(with_open_route("    resource_documentation: docs/notes\n"), "test.yaml:8:29: ",
+                     "routes[0].resource_documentation: invalid URL");
+  CHECK_CONFIG_ERROR(with_open_route("    resource_documentation: \"https://d/n#x\"\n"), "test.yaml:8:29: ",
+                     "routes[0].resource_documentation: invalid URL");
+}
+
 // ---- Files ----
 
 TEST_CASE("config: load_config_file reports unreadable files") {
@@ -749,11 +1230,17 @@ TEST_CASE("config: the example configs in config/ load cleanly") {
 
   ScopedEnv tls_dir("MCPGATE_TLS_DIR", "/etc/mcpgate/tls");
   ScopedEnv admin_token("MCPGATE_ADMIN_TOKEN", "example-token");
+  ScopedEnv client_secret("MCPGATE_CLIENT_SECRET", "example-secret");
   const ConfigPtr example = load_config_file(repo + "/config/example.yaml");
   REQUIRE(example->server.tls.has_value());
   CHECK(example->server.tls->cert_file == "/etc/mcpgate/tls/tls.crt");
   CHECK(example->admin.token == "example-token");
-  CHECK(example->routes.size() >= 2);
+  CHECK(example->authorization_servers.at("corp").client_secret == "example-secret");
+  CHECK(example->authorization_servers.at("partner").discovery == Discovery::Off);
+  REQUIRE(example->routes.size() >= 2);
+  CHECK(example->routes[0].auth.type == AuthType::Jwt);
+  CHECK(example->routes[0].auth.server == "corp");
+  CHECK(example->routes[0].tools.size() == 2);
 }
 
 TEST_CASE("config: errors from a file are positioned in that file") {

@@ -1,0 +1,264 @@
+// JWT access-token validation through the real gateway, against a real OIDC
+// provider (npm oidc-provider, tests/support/oidc-provider.mjs) and real
+// upstreams: the echo fixture (to see exactly what reaches the upstream) and
+// server-everything driven by the real SDK 1.x client.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+import { startOidcProvider } from '../support/oidc-provider.mjs';
+import { forgeToken, getTokenViaAuthCode } from '../support/oauth-client.mjs';
+import { freePort, mcpPost, sleep, startEchoUpstream, startEverything, startGateway, toYaml, waitFor } from '../support/harness.mjs';
+
+const toolsList = (id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/list' });
+const toolCall = (name, id = 2) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+
+function authServersYaml(servers) {
+  return toYaml({ authorization_servers: servers });
+}
+
+function parseChallenge(header) {
+  assert.ok(header, 'WWW-Authenticate present');
+  assert.match(header, /^Bearer /);
+  const params = {};
+  for (const m of header.matchAll(/(\w+)="([^"]*)"/g)) params[m[1]] = m[2];
+  return params;
+}
+
+describe('JWT access tokens through the gateway', () => {
+  let idp;
+  let echo;
+  let everything;
+  let gw;
+  let notesUrl;
+  let everythingUrl;
+  let gatewayReadyAt;
+  const tokens = {};
+
+  before(async () => {
+    idp = await startOidcProvider();
+    echo = await startEchoUpstream();
+    everything = await startEverything('streamableHttp');
+    const port = await freePort();
+    notesUrl = `http://127.0.0.1:${port}/notes`;
+    everythingUrl = `http://127.0.0.1:${port}/everything`;
+    gw = await startGateway({
+      port,
+      routes: [
+        {
+          name: 'notes',
+          path: '/notes',
+          upstream: `${echo.origin}/mcp`,
+          resource_name: 'Notes',
+          forward_identity: true,
+          auth: { type: 'jwt', server: 'idp', required_scopes: ['read:notes'] },
+          tools: { delete_note: { scopes: ['admin'] } },
+          methods: { 'resources/read': { scopes: ['read:notes'] } },
+        },
+        {
+          name: 'everything',
+          path: '/everything',
+          upstream: `${everything.origin}/mcp`,
+          auth: { type: 'jwt', server: 'idp', required_scopes: ['read:notes'] },
+        },
+      ],
+      extraYaml: authServersYaml({ idp: { issuer: idp.issuer, type: 'oidc', discovery: 'eager' } }),
+    });
+    gatewayReadyAt = Date.now();
+    tokens.reader = (await getTokenViaAuthCode({ issuer: idp.issuer, resource: notesUrl, scope: 'openid read:notes' })).access_token;
+    tokens.admin = (
+      await getTokenViaAuthCode({ issuer: idp.issuer, resource: notesUrl, scope: 'openid read:notes admin', user: 'bob' })
+    ).access_token;
+    tokens.everything = (await getTokenViaAuthCode({ issuer: idp.issuer, resource: everythingUrl, scope: 'openid read:notes' }))
+      .access_token;
+  });
+
+  after(async () => {
+    try {
+      await gw?.stopCleanly();
+    } finally {
+      await Promise.all([idp?.stop(), echo?.close(), everything?.stop()]);
+    }
+  });
+
+  it('no token: 401 with resource_metadata and the scopes needed, JSON-RPC shaped', async () => {
+    const res = await mcpPost(notesUrl, toolsList(7));
+    assert.equal(res.status, 401);
+    const challenge = parseChallenge(res.headers.get('www-authenticate'));
+    assert.equal(challenge.resource_metadata, `${gw.url}/.well-known/oauth-protected-resource/notes`);
+    assert.equal(challenge.scope, 'read:notes');
+    assert.equal(challenge.error, undefined, 'no error code when no token was sent (RFC 6750 §3.1)');
+    assert.equal(res.json.id, 7);
+    assert.equal(res.json.error.data.status, 401);
+    assert.equal(echo.requests.length, 0, 'nothing reached the upstream');
+  });
+
+  it('serves RFC 9728 metadata for the route and the AS metadata mirror', async () => {
+    const res = await fetch(`${gw.url}/.well-known/oauth-protected-resource/notes`);
+    assert.equal(res.status, 200);
+    const doc = await res.json();
+    assert.equal(doc.resource, notesUrl);
+    assert.deepEqual(doc.authorization_servers, [idp.issuer]);
+    assert.deepEqual(doc.bearer_methods_supported, ['header']);
+    assert.equal(doc.resource_name, 'Notes');
+    assert.ok(doc.scopes_supported.includes('read:notes') && doc.scopes_supported.includes('admin'));
+    const as = await fetch(`${gw.url}/.well-known/oauth-authorization-server/notes`);
+    assert.equal(as.status, 200);
+    const meta = await as.json();
+    assert.equal(meta.issuer, idp.issuer);
+    assert.ok(meta.token_endpoint && meta.jwks_uri);
+    const missing = await fetch(`${gw.url}/.well-known/oauth-protected-resource/nope`);
+    assert.equal(missing.status, 404);
+  });
+
+  it('a valid token passes; the upstream sees identity headers but never the token', async () => {
+    const res = await mcpPost(notesUrl, toolsList(), { headers: { authorization: `Bearer ${tokens.reader}` } });
+    assert.equal(res.status, 200, res.text);
+    const seen = echo.requests.at(-1);
+    assert.equal(seen.headers.authorization, undefined);
+    assert.equal(seen.headers['x-mcp-subject'], 'alice');
+    assert.match(seen.headers['x-mcp-scopes'], /read:notes/);
+    assert.ok(!JSON.stringify(seen).includes(tokens.reader));
+    assert.ok(!gw.logs().includes(tokens.reader), 'the token never appears in logs');
+    // Log lines are written asynchronously: wait for this request's line.
+    await waitFor(() => gw.accessLogs().some((line) => line.route === 'notes' && line.subject === 'alice'), {
+      timeoutMs: 5000,
+      what: 'an access-log line with the subject',
+    });
+  });
+
+  it('client-sent identity headers are stripped', async () => {
+    await mcpPost(notesUrl, toolsList(), {
+      headers: { authorization: `Bearer ${tokens.reader}`, 'x-mcp-subject': 'mallory', 'x-mcp-scopes': 'admin' },
+    });
+    const seen = echo.requests.at(-1);
+    assert.equal(seen.headers['x-mcp-subject'], 'alice');
+    assert.doesNotMatch(seen.headers['x-mcp-scopes'], /admin/);
+  });
+
+  for (const kind of [
+    'expired',
+    'not-yet-valid',
+    'wrong-issuer',
+    'wrong-audience',
+    'bad-signature',
+    'alg-none',
+    'hs256-public-pem',
+    'hs256-jwk-n',
+    'unknown-kid',
+    'same-kid-wrong-key',
+    'embedded-jwk',
+  ]) {
+    it(`forged token (${kind}): 401 invalid_token, nothing forwarded`, async () => {
+      const before = echo.requests.length;
+      const token = await forgeToken(kind, { provider: idp, audience: notesUrl, baseToken: tokens.reader });
+      const res = await mcpPost(notesUrl, toolsList(3), { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 401, `${kind}: ${res.text}`);
+      const challenge = parseChallenge(res.headers.get('www-authenticate'));
+      assert.equal(challenge.error, 'invalid_token');
+      assert.ok(challenge.error_description);
+      assert.equal(res.json.id, 3);
+      assert.equal(echo.requests.length, before);
+    });
+  }
+
+  it('a token for another resource (wrong audience from the real provider) is refused', async () => {
+    const res = await mcpPost(notesUrl, toolsList(), { headers: { authorization: `Bearer ${tokens.everything}` } });
+    assert.equal(res.status, 401);
+    assert.equal(parseChallenge(res.headers.get('www-authenticate')).error, 'invalid_token');
+  });
+
+  it('missing tool scope: 403 insufficient_scope with a step-up challenge and the request id', async () => {
+    const res = await mcpPost(notesUrl, toolCall('delete_note', 11), { headers: { authorization: `Bearer ${tokens.reader}` } });
+    assert.equal(res.status, 403);
+    const challenge = parseChallenge(res.headers.get('www-authenticate'));
+    assert.equal(challenge.error, 'insufficient_scope');
+    assert.deepEqual(challenge.scope.split(' ').sort(), ['admin', 'read:notes']);
+    assert.equal(res.json.id, 11);
+    const ok = await mcpPost(notesUrl, toolCall('delete_note'), { headers: { authorization: `Bearer ${tokens.admin}` } });
+    assert.equal(ok.status, 200, ok.text);
+  });
+
+  it('a batch with one denied element is not forwarded', async () => {
+    const before = echo.requests.length;
+    const res = await mcpPost(notesUrl, [toolsList(1), toolCall('delete_note', 2)], {
+      headers: { authorization: `Bearer ${tokens.reader}` },
+    });
+    assert.equal(res.status, 403);
+    assert.equal(echo.requests.length, before);
+  });
+
+  it('duplicate JSON keys: 400 parse error', async () => {
+    const res = await mcpPost(notesUrl, '{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}', {
+      headers: { authorization: `Bearer ${tokens.admin}` },
+    });
+    assert.equal(res.status, 400);
+    assert.equal(res.json.error.code, -32700);
+  });
+
+  it('a token in the query string or several Authorization headers: 400 invalid_request', async () => {
+    const res = await mcpPost(`${notesUrl}?access_token=${tokens.reader}`, toolsList());
+    assert.equal(res.status, 400);
+    assert.equal(parseChallenge(res.headers.get('www-authenticate')).error, 'invalid_request');
+    assert.ok(!gw.logs().includes(tokens.reader), 'the query token is masked in the access log');
+  });
+
+  it('the real SDK client works with a token from the real provider', async () => {
+    const client = new Client({ name: 'auth-test', version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(everythingUrl), {
+      requestInit: { headers: { Authorization: `Bearer ${tokens.everything}` } },
+    });
+    await client.connect(transport);
+    try {
+      const { tools } = await client.listTools();
+      assert.ok(tools.some((t) => t.name === 'echo'));
+      const result = await client.callTool({ name: 'echo', arguments: { message: 'through auth' } });
+      assert.match(result.content[0].text, /through auth/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('key rotation at the provider: a token signed with the new key is accepted after a JWKS refetch', async () => {
+    // An unknown kid triggers a refetch at most every 10 s per issuer (flood protection);
+    // the eager fetch at start counts, so rotate once that window has passed.
+    await sleep(Math.max(0, gatewayReadyAt + 10_500 - Date.now()));
+    await idp.rotateKeys({ keepOld: true });
+    const rotated = (await getTokenViaAuthCode({ issuer: idp.issuer, resource: notesUrl, scope: 'openid read:notes' })).access_token;
+    const res = await mcpPost(notesUrl, toolsList(), { headers: { authorization: `Bearer ${rotated}` } });
+    assert.equal(res.status, 200, res.text);
+  });
+});
+
+describe('IdP down', () => {
+  it('no keys can be fetched: 503 with Retry-After, never 401', async () => {
+    const echo = await startEchoUpstream();
+    const deadPort = await freePort(); // nothing listens here
+    const port = await freePort();
+    const gw = await startGateway({
+      port,
+      routes: [{ name: 'notes', path: '/notes', upstream: `${echo.origin}/mcp`, auth: { type: 'jwt', server: 'down' } }],
+      extraYaml: authServersYaml({ down: { issuer: `http://127.0.0.1:${deadPort}`, type: 'oidc' } }),
+    });
+    try {
+      const token = await forgeToken('valid', {
+        issuer: `http://127.0.0.1:${deadPort}`,
+        signingKey: (await import('../support/oidc-provider.mjs')).generateSigningJwk(),
+        audience: `http://127.0.0.1:${port}/notes`,
+      });
+      const res = await mcpPost(`http://127.0.0.1:${port}/notes`, toolsList(5), { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 503, res.text);
+      assert.ok(Number(res.headers.get('retry-after')) >= 1);
+      assert.equal(res.json.id, 5);
+      assert.equal(echo.requests.length, 0);
+    } finally {
+      try {
+        await gw.stopCleanly();
+      } finally {
+        await echo.close();
+      }
+    }
+  });
+});
