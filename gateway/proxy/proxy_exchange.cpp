@@ -290,7 +290,8 @@ void ProxyExchange::on_response_head(int status, http::HeaderList headers) {
       content_length = std::stoull(std::string(*length));
   }
   http::HeaderList response_headers = client_response_headers(headers);
-  for (auto& field : cors_headers().fields()) response_headers.set(field.name, field.value);
+  const http::HeaderList cors = cors_headers();
+  for (const auto& field : cors.fields()) response_headers.set(field.name, field.value);
   connection_.send_head(status, response_headers, content_length);
 }
 

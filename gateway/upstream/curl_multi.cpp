@@ -96,7 +96,12 @@ void CurlMulti::collect_finished() {
     Transfer* transfer = nullptr;
     curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
     const CURLcode result = message->data.result;
-    if (transfer != nullptr) transfer->on_finished(result);
+    if (transfer == nullptr) continue;
+    try {
+      transfer->on_finished(result);
+    } catch (const std::exception& e) {
+      spdlog::error("finishing an upstream transfer failed: {}", e.what());
+    }
   }
 }
 

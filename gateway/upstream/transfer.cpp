@@ -1,6 +1,7 @@
 #include "upstream/transfer.h"
 
 #include <event2/event.h>
+#include <spdlog/spdlog.h>
 
 #include <string_view>
 
@@ -114,8 +115,16 @@ void Transfer::finish(TransferError error, const std::string& detail) {
 
 // Inside curl: only collects header lines; the head goes to the sink at its blank line.
 std::size_t Transfer::on_header(char* data, std::size_t size, std::size_t count, void* self) noexcept {
-  auto* transfer = static_cast<Transfer*>(self);
-  const std::size_t length = size * count;
+  try {
+    return static_cast<Transfer*>(self)->take_header_line(data, size * count);
+  } catch (const std::exception& e) {
+    spdlog::error("upstream response head handling failed: {}", e.what());
+    return 0;  // curl fails the transfer; the sink hears on_transfer_done
+  }
+}
+
+std::size_t Transfer::take_header_line(char* data, std::size_t length) {
+  Transfer* transfer = this;
   const std::string_view line = trim(std::string_view(data, length));
   if (line.rfind("HTTP/", 0) == 0) {  // a new status line (after 1xx, a new head begins)
     transfer->response_headers_ = {};
@@ -142,19 +151,28 @@ std::size_t Transfer::on_body(char* data, std::size_t size, std::size_t count, v
   auto* transfer = static_cast<Transfer*>(self);
   const std::size_t length = size * count;
   if (!transfer->running_) return 0;
-  if (!transfer->sink_.can_take_data()) {
-    transfer->paused_ = true;
-    return CURL_WRITEFUNC_PAUSE;
+  try {
+    if (!transfer->sink_.can_take_data()) {
+      transfer->paused_ = true;
+      return CURL_WRITEFUNC_PAUSE;
+    }
+    transfer->sink_.on_response_data(data, length);
+    return length;
+  } catch (const std::exception& e) {
+    spdlog::error("relaying the upstream response failed: {}", e.what());
+    return 0;
   }
-  transfer->sink_.on_response_data(data, length);
-  return length;
 }
 
 // Outside curl (a libevent timer): the handle may be removed here.
 void Transfer::on_response_timeout(int, short, void* self) noexcept {
   auto* transfer = static_cast<Transfer*>(self);
-  if (transfer->running_ && !transfer->head_delivered_)
+  if (!transfer->running_ || transfer->head_delivered_) return;
+  try {
     transfer->finish(TransferError::Timeout, "no response from the upstream in time");
+  } catch (const std::exception& e) {
+    spdlog::error("upstream timeout handling failed: {}", e.what());
+  }
 }
 
 }  // namespace mcpgate::upstream

@@ -58,6 +58,7 @@ class Transfer {
 
  private:
   static std::size_t on_header(char* data, std::size_t size, std::size_t count, void* self) noexcept;
+  std::size_t take_header_line(char* data, std::size_t length);
   static std::size_t on_body(char* data, std::size_t size, std::size_t count, void* self) noexcept;
   static void on_response_timeout(int, short, void* self) noexcept;
   void finish(TransferError error, const std::string& detail);

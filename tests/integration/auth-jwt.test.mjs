@@ -52,6 +52,7 @@ describe('JWT access tokens through the gateway', () => {
           path: '/notes',
           upstream: `${echo.origin}/mcp`,
           resource_name: 'Notes',
+          allowed_origins: ['https://app.example'],
           forward_identity: true,
           auth: { type: 'jwt', server: 'idp', required_scopes: ['read:notes'] },
           tools: { delete_note: { scopes: ['admin'] } },
@@ -93,6 +94,23 @@ describe('JWT access tokens through the gateway', () => {
     assert.equal(res.json.id, 7);
     assert.equal(res.json.error.data.status, 401);
     assert.equal(echo.requests.length, 0, 'nothing reached the upstream');
+  });
+
+  it('CORS: a preflight is answered without a token; a browser can read the 401 challenge', async () => {
+    const preflight = await fetch(notesUrl, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.match(preflight.headers.get('access-control-allow-headers'), /Authorization/);
+    const challenged = await mcpPost(notesUrl, toolsList(), { headers: { origin: 'https://app.example' } });
+    assert.equal(challenged.status, 401);
+    assert.equal(challenged.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.match(challenged.headers.get('access-control-expose-headers'), /WWW-Authenticate/);
+    const foreign = await fetch(notesUrl, { method: 'OPTIONS', headers: { origin: 'https://evil.example' } });
+    assert.equal(foreign.status, 403);
+    assert.equal(foreign.headers.get('access-control-allow-origin'), null);
   });
 
   it('serves RFC 9728 metadata for the route and the AS metadata mirror', async () => {
