@@ -8,6 +8,7 @@
 #include "auth/extractor.h"
 #include "auth/jwt_verifier.h"
 #include "auth/token_cache.h"
+#include "mcp/tools_filter.h"
 
 #include "observability/log.h"
 #include "proxy/header_rules.h"
@@ -16,6 +17,7 @@ namespace mcpgate::proxy {
 namespace {
 
 constexpr std::size_t kMaxBufferedSseBytes = 65536;
+constexpr std::size_t kMaxFilteredBodyBytes = 4 << 20;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -268,6 +270,10 @@ void ProxyExchange::forward() {
   upstream_request.url = upstream_url_for(match_, request.query);
   upstream_request.headers = upstream_request_headers(request.headers, facts);
   if (route.forward_identity && identity_) add_identity_headers(*identity_, upstream_request.headers);
+  if (route.filter_tools_list && identity_ && rpc_.method == "tools/list" && rpc_.is_request && !rpc_.is_batch) {
+    tools_filter_ = ToolsFilter::Pending;
+    upstream_request.headers.set("Accept-Encoding", "identity");  // the gateway must read the result
+  }
   upstream_request.body = &request.body;  // the Connection keeps the request until the response ends
   upstream_request.connect_timeout_ms = limits.upstream_connect_timeout_ms;
   upstream_request.response_timeout_ms = limits.upstream_timeout_ms;
@@ -292,6 +298,18 @@ void ProxyExchange::on_response_head(int status, http::HeaderList headers) {
   http::HeaderList response_headers = client_response_headers(headers);
   const http::HeaderList cors = cors_headers();
   for (const auto& field : cors.fields()) response_headers.set(field.name, field.value);
+  if (tools_filter_ == ToolsFilter::Pending) {
+    if (streaming_) {
+      tools_filter_ = ToolsFilter::SseEvents;
+    } else if (status == 200) {
+      tools_filter_ = ToolsFilter::BufferJson;  // the head waits: the length changes
+      held_status_ = status;
+      held_headers_ = std::move(response_headers);
+      return;
+    } else {
+      tools_filter_ = ToolsFilter::Off;  // an error answer carries no tools
+    }
+  }
   connection_.send_head(status, response_headers, content_length);
 }
 
@@ -301,6 +319,18 @@ void ProxyExchange::on_response_data(const char* data, std::size_t length) {
   bytes_out_ += length;
   if (rewriting_endpoint_) {
     relay_endpoint_events(data, length);
+    return;
+  }
+  if (tools_filter_ == ToolsFilter::BufferJson) {
+    if (held_body_.size() + length > kMaxFilteredBodyBytes) {
+      fail_filtering("tools/list result too large to filter");
+      return;
+    }
+    held_body_.append(data, length);
+    return;
+  }
+  if (tools_filter_ == ToolsFilter::SseEvents) {
+    relay_filtered_events(data, length);
     return;
   }
   connection_.send_body(data, length);
@@ -342,7 +372,66 @@ void ProxyExchange::relay_endpoint_events(const char* data, std::size_t length) 
   }
 }
 
+void ProxyExchange::relay_filtered_events(const char* data, std::size_t length) {
+  sse_splitter_.feed(std::string_view(data, length));
+  while (auto raw = sse_splitter_.next_event()) {
+    mcp::SseEvent event = mcp::parse_sse_event(*raw);
+    if (event.data.empty()) {
+      connection_.send_body(raw->data(), raw->size());
+      continue;
+    }
+    const auto outcome = mcp::filter_tools_list_result(event.data, rpc_.id_json,
+                                                       [this](std::string_view tool) { return tool_allowed(tool); });
+    if (outcome == mcp::FilterOutcome::Malformed) {
+      fail_filtering("unreadable event in a tools/list stream");
+      return;
+    }
+    const std::string out = outcome == mcp::FilterOutcome::Filtered ? mcp::serialize_sse_event(event) : *raw;
+    connection_.send_body(out.data(), out.size());
+  }
+  if (sse_splitter_.buffered() > kMaxFilteredBodyBytes) fail_filtering("tools/list event too large to filter");
+}
+
+void ProxyExchange::finish_buffered_tools_list() {
+  std::string body = std::move(held_body_);
+  const auto outcome =
+      mcp::filter_tools_list_result(body, rpc_.id_json, [this](std::string_view tool) { return tool_allowed(tool); });
+  if (outcome == mcp::FilterOutcome::Malformed) {
+    fail_filtering("unreadable tools/list result");
+    return;
+  }
+  bytes_out_ = body.size();
+  complete(held_status_);
+  connection_.send_response(held_status_, std::move(held_headers_), body);
+}
+
+// What cannot be filtered is not passed on: a hidden tool must never leak.
+void ProxyExchange::fail_filtering(const char* why) {
+  spdlog::warn("route '{}': {}", match_.route->name, why);
+  if (transfer_) transfer_->cancel();
+  if (connection_.head_sent()) {
+    complete(upstream_status_);
+    connection_.abort();
+  } else {
+    tools_filter_ = ToolsFilter::Off;
+    respond_error(502, "upstream_unavailable", "the upstream's tools/list result could not be filtered");
+  }
+}
+
+bool ProxyExchange::tool_allowed(std::string_view tool) const {
+  const auto& route = *match_.route;
+  std::vector<std::string> needed;
+  if (auto rule = route.methods.find("tools/call"); rule != route.methods.end()) needed = rule->second.scopes;
+  if (auto rule = route.tools.find(std::string(tool)); rule != route.tools.end())
+    needed.insert(needed.end(), rule->second.scopes.begin(), rule->second.scopes.end());
+  return auth::has_all_scopes(*identity_, needed);
+}
+
 void ProxyExchange::on_transfer_done(upstream::TransferError error, const std::string& detail) {
+  if (error == upstream::TransferError::None && tools_filter_ == ToolsFilter::BufferJson) {
+    finish_buffered_tools_list();
+    return;
+  }
   if (error == upstream::TransferError::None) {
     complete(upstream_status_);
     connection_.finish_response();

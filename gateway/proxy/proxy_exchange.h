@@ -54,6 +54,10 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   void on_transfer_done(upstream::TransferError error, const std::string& detail) override;
 
   void relay_endpoint_events(const char* data, std::size_t length);
+  void relay_filtered_events(const char* data, std::size_t length);
+  void finish_buffered_tools_list();
+  bool tool_allowed(std::string_view tool) const;
+  void fail_filtering(const char* why);
   void respond_error(int status, std::string reason, std::string message);
   // Access log line and metrics, once per exchange.
   void complete(int status);
@@ -77,6 +81,11 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   int upstream_status_ = 0;
   bool streaming_ = false;
   bool rewriting_endpoint_ = false;  // legacy SSE: until the endpoint event is rewritten
+  // tools/list filtering (filter_tools_list): JSON responses are held whole, SSE ones per event.
+  enum class ToolsFilter { Off, Pending, BufferJson, SseEvents } tools_filter_ = ToolsFilter::Off;
+  int held_status_ = 0;
+  http::HeaderList held_headers_;
+  std::string held_body_;
   mcp::SseSplitter sse_splitter_;
   uint64_t bytes_out_ = 0;
   bool completed_ = false;

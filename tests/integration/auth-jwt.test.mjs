@@ -63,6 +63,8 @@ describe('JWT access tokens through the gateway', () => {
           path: '/everything',
           upstream: `${everything.origin}/mcp`,
           auth: { type: 'jwt', server: 'idp', required_scopes: ['read:notes'] },
+          filter_tools_list: true,
+          tools: { 'get-sum': { scopes: ['admin'] } },
         },
       ],
       extraYaml: authServersYaml({ idp: { issuer: idp.issuer, type: 'oidc', discovery: 'eager' } }),
@@ -74,6 +76,9 @@ describe('JWT access tokens through the gateway', () => {
     ).access_token;
     tokens.everything = (await getTokenViaAuthCode({ issuer: idp.issuer, resource: everythingUrl, scope: 'openid read:notes' }))
       .access_token;
+    tokens.everythingAdmin = (
+      await getTokenViaAuthCode({ issuer: idp.issuer, resource: everythingUrl, scope: 'openid read:notes admin', user: 'bob' })
+    ).access_token;
   });
 
   after(async () => {
@@ -237,6 +242,39 @@ describe('JWT access tokens through the gateway', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('tools/list filtering: two users with different scopes see different tool lists (SSE responses)', async () => {
+    const listFor = async (token) => {
+      const client = new Client({ name: 'filter-test', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(new URL(everythingUrl), {
+        requestInit: { headers: { Authorization: `Bearer ${token}` } },
+      });
+      await client.connect(transport);
+      try {
+        const listed = await client.listTools();
+        let denied;
+        try {
+          await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } });
+        } catch (e) {
+          denied = e;
+        }
+        return { listed, denied };
+      } finally {
+        await client.close();
+      }
+    };
+    const reader = await listFor(tokens.everything);
+    const admin = await listFor(tokens.everythingAdmin);
+    const readerNames = reader.listed.tools.map((t) => t.name);
+    const adminNames = admin.listed.tools.map((t) => t.name);
+    assert.ok(!readerNames.includes('get-sum'), 'a reader does not see get-sum');
+    assert.ok(readerNames.includes('echo'));
+    assert.ok(adminNames.includes('get-sum'), 'an admin sees get-sum');
+    assert.equal(adminNames.length, readerNames.length + 1);
+    assert.equal(reader.listed.cacheScope, 'private', 'a filtered result is marked per-user');
+    assert.ok(reader.denied, 'and a reader cannot call it either');
+    assert.equal(admin.denied, undefined);
   });
 
   it('key rotation at the provider: a token signed with the new key is accepted after a JWKS refetch', async () => {
