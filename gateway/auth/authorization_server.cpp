@@ -32,11 +32,6 @@ std::string apply_overrides(json_t* metadata, const std::string& overrides_json)
   return dump(metadata);
 }
 
-std::string json_string_field(const std::string& json, const char* key) {
-  JsonPtr object = load_object(json);
-  const char* value = object ? json_string_value(json_object_get(object.get(), key)) : nullptr;
-  return value ? value : "";
-}
 
 void resume_all(std::vector<WaitHandle>& waiters) {
   for (auto& handle : waiters) {
@@ -48,6 +43,12 @@ void resume_all(std::vector<WaitHandle>& waiters) {
 }
 
 }  // namespace
+
+std::string metadata_string(const std::string& metadata_json, const char* key) {
+  JsonPtr object = load_object(metadata_json);
+  const char* value = object ? json_string_value(json_object_get(object.get(), key)) : nullptr;
+  return value ? value : "";
+}
 
 std::string derive_metadata_url(const std::string& issuer, config::AuthServerType type) {
   std::string base = issuer;
@@ -145,7 +146,7 @@ AuthorizationServer::Availability AuthorizationServer::start_or_join(std::unique
   if (!metadata) {
     fetch_metadata(context);
   } else {
-    const std::string jwks_uri = json_string_field(*metadata, "jwks_uri");
+    const std::string jwks_uri = metadata_string(*metadata, "jwks_uri");
     if (jwks_uri.empty()) {
       finish_attempt(false, "the metadata has no jwks_uri");
     } else {
@@ -198,7 +199,7 @@ void AuthorizationServer::on_metadata(const FetchContext& context, upstream::Fet
     finish_attempt(true, "");
     return;
   }
-  const std::string jwks_uri = json_string_field(*metadata, "jwks_uri");
+  const std::string jwks_uri = metadata_string(*metadata, "jwks_uri");
   if (jwks_uri.empty()) {
     finish_attempt(false, "the metadata has no jwks_uri");
     return;

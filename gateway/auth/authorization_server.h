@@ -113,6 +113,8 @@ class AuthRegistry {
   std::map<std::string, std::shared_ptr<AuthorizationServer>> servers_;
 };
 
+// A string member of a metadata document (compact JSON); "" when absent.
+std::string metadata_string(const std::string& metadata_json, const char* key);
 // Issuer metadata URL per RFC 8414 §3.1 (oauth) or OIDC Discovery §4 (oidc).
 std::string derive_metadata_url(const std::string& issuer, config::AuthServerType type);
 // The "max-age" of a Cache-Control value, clamped to [60 s, 24 h]; 300 s when absent.

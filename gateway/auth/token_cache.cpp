@@ -13,19 +13,19 @@ std::string TokenCache::key_for(std::string_view route, std::string_view token) 
   return key;
 }
 
-const Identity* TokenCache::find(const std::string& key, int64_t now_s) {
+const TokenCache::Entry* TokenCache::find(const std::string& key, int64_t now_s) {
   auto found = entries_.find(key);
   if (found == entries_.end()) return nullptr;
-  if (found->second.expires_at <= now_s) {
+  if (found->second.valid_until <= now_s) {
     entries_.erase(found);
     return nullptr;
   }
   return &found->second;
 }
 
-void TokenCache::insert(const std::string& key, const Identity& identity) {
+void TokenCache::insert(const std::string& key, Entry entry) {
   if (entries_.size() >= kMaxEntries) entries_.clear();  // bounded; a flood only costs re-verification
-  entries_[key] = identity;
+  entries_[key] = std::move(entry);
 }
 
 }  // namespace mcpgate::auth

@@ -1,6 +1,7 @@
-// Verified tokens of one loop, so a client's repeated requests skip the signature
-// check. Keyed by route and SHA-256 of the token (the token itself is not kept);
-// an entry never outlives its token. Loop-local: no lock.
+// Token checks of one loop, so a client's repeated requests skip the signature check
+// or the call to the IdP. Keyed by route and SHA-256 of the token (the token itself
+// is not kept); a positive entry never outlives its token; failures are kept briefly.
+// Loop-local: no lock.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <unordered_map>
 
 #include "auth/identity.h"
+#include "auth/status.h"
 
 namespace mcpgate::auth {
 
@@ -17,14 +19,20 @@ class TokenCache {
   static constexpr std::size_t kMaxEntries = 10000;
 
   static std::string key_for(std::string_view route, std::string_view token);
-  // The identity if cached and unexpired at `now_s`.
-  const Identity* find(const std::string& key, int64_t now_s);
-  void insert(const std::string& key, const Identity& identity);
+  struct Entry {
+    AuthStatus status = AuthStatus::Ok;
+    Identity identity;      // when status is Ok
+    int64_t valid_until = 0;  // unix seconds
+  };
+
+  // The cached outcome if still valid at `now_s`.
+  const Entry* find(const std::string& key, int64_t now_s);
+  void insert(const std::string& key, Entry entry);
   void clear() { entries_.clear(); }
   std::size_t size() const { return entries_.size(); }
 
  private:
-  std::unordered_map<std::string, Identity> entries_;
+  std::unordered_map<std::string, Entry> entries_;
 };
 
 }  // namespace mcpgate::auth

@@ -497,6 +497,9 @@ const KeyRules kMethodRuleKeys{{"scopes"}, {}};
 const KeyRules kAuthJwtKeys{
     {"type", "server", "audience", "required_scopes", "scopes_supported", "algorithms", "leeway_s", "cache_ttl_s"},
     {}};
+// userinfo / introspection: the IdP validates the token; no signature algorithms.
+const KeyRules kAuthLookupKeys{
+    {"type", "server", "audience", "required_scopes", "scopes_supported", "leeway_s", "cache_ttl_s"}, {}};
 // Keys of the token-validating auth types; auth type 'none' takes no other key.
 constexpr std::string_view kTokenAuth = "token-validating auth types; auth type 'none' takes only 'type'";
 const KeyRules kAuthNoneKeys{{"type"},
@@ -821,14 +824,19 @@ std::vector<std::string> read_audiences(const Document& doc, const Field& field)
   return audiences;
 }
 
-std::string read_auth_server_ref(const Document& doc, const Field& field, const AuthorizationServers& servers) {
+std::string read_auth_server_ref(const Document& doc, const Field& field, const AuthorizationServers& servers,
+                                 AuthType type) {
   const std::string name = doc.non_empty_string(field);
   const auto server = servers.find(name);
   if (server == servers.end()) {
     doc.fail(field, "unknown authorization server '" + name + "' (not defined under authorization_servers)");
   }
-  // Manual metadata is never fetched, so it alone decides whether there are keys to verify with.
   const AuthorizationServerConfig& config = server->second;
+  if (type == AuthType::Introspection && (config.client_id.empty() || config.client_secret.empty())) {
+    doc.fail(field, "authorization server '" + name + "' needs client.id and client.secret for introspection");
+  }
+  if (type != AuthType::Jwt) return name;
+  // Manual metadata is never fetched, so it alone decides whether there are keys to verify with.
   const bool has_jwks_uri = json_string_member(config.metadata_json, "jwks_uri") ||
                             json_string_member(config.metadata_overrides_json, "jwks_uri");
   if (!config.metadata_json.empty() && !has_jwks_uri) {
@@ -838,12 +846,12 @@ std::string read_auth_server_ref(const Document& doc, const Field& field, const 
   return name;
 }
 
-RouteAuth read_jwt_auth(const Document& doc, const MapView& map, const RouteConfig& route,
-                        const RoutePolicy& policy, const AuthorizationServers& servers) {
-  map.check_keys(kAuthJwtKeys, "in the auth of route '" + route.name + "'");
+RouteAuth read_token_auth(const Document& doc, const MapView& map, const RouteConfig& route,
+                          const RoutePolicy& policy, const AuthorizationServers& servers, AuthType type) {
+  map.check_keys(type == AuthType::Jwt ? kAuthJwtKeys : kAuthLookupKeys, "in the auth of route '" + route.name + "'");
   RouteAuth auth;
-  auth.type = AuthType::Jwt;
-  auth.server = read_auth_server_ref(doc, map.require("server"), servers);
+  auth.type = type;
+  auth.server = read_auth_server_ref(doc, map.require("server"), servers, type);
   const auto audience = map.find("audience");
   auth.audiences = audience ? read_audiences(doc, *audience) : std::vector<std::string>{route.resource};
   if (auto scopes = map.find("required_scopes")) auth.required_scopes = read_scopes(doc, *scopes);
@@ -864,12 +872,13 @@ RouteAuth read_auth(const Document& doc, const Field& field, const RouteConfig& 
   const MapView map(doc, field);
   const Field type_field = map.require("type");
   const std::string type = doc.string(type_field);
-  if (type == "userinfo" || type == "introspection") {
-    doc.fail(type_field, "auth type '" + type + "' is not supported yet");
-  }
   if (type == "plugin") doc.fail(type_field, "auth type 'plugin' is not supported yet (plugins)");
-  if (type == "jwt") return read_jwt_auth(doc, map, route, policy, servers);
-  if (type != "none") doc.fail(type_field, "unknown auth type '" + type + "' (expected none or jwt)");
+  if (type == "jwt") return read_token_auth(doc, map, route, policy, servers, AuthType::Jwt);
+  if (type == "userinfo") return read_token_auth(doc, map, route, policy, servers, AuthType::Userinfo);
+  if (type == "introspection") return read_token_auth(doc, map, route, policy, servers, AuthType::Introspection);
+  if (type != "none") {
+    doc.fail(type_field, "unknown auth type '" + type + "' (expected none, jwt, userinfo or introspection)");
+  }
   map.check_keys(kAuthNoneKeys, "in the auth of route '" + route.name + "'");
   return RouteAuth{};
 }

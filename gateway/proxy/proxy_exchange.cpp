@@ -8,6 +8,7 @@
 #include "auth/extractor.h"
 #include "auth/jwt_verifier.h"
 #include "auth/token_cache.h"
+#include "auth/token_lookup.h"
 #include "mcp/tools_filter.h"
 
 #include "observability/log.h"
@@ -18,6 +19,9 @@ namespace {
 
 constexpr std::size_t kMaxBufferedSseBytes = 65536;
 constexpr std::size_t kMaxFilteredBodyBytes = 4 << 20;
+// A failed userinfo/introspection answer is reused this long: a replayed bad token
+// costs the IdP one call per period, and an IdP outage is retried soon.
+constexpr int64_t kFailedLookupCacheS = 2;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -164,6 +168,9 @@ ProxyExchange::Stage ProxyExchange::authenticate() {
   switch (route.auth.type) {
     case config::AuthType::Jwt:
       return verify_jwt_token(*server);
+    case config::AuthType::Userinfo:
+    case config::AuthType::Introspection:
+      return verify_by_lookup(*server);
     default:
       respond_challenge(auth::challenge_for(auth::AuthStatus::InternalError, challenge_context({})));
       return Stage::Responded;
@@ -174,8 +181,8 @@ ProxyExchange::Stage ProxyExchange::verify_jwt_token(auth::AuthorizationServer& 
   const auto& route = *match_.route;
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   const std::string cache_key = auth::TokenCache::key_for(route.name, token_);
-  if (const auth::Identity* cached = worker_.token_cache.find(cache_key, now)) {
-    identity_ = *cached;
+  if (const auto* cached = worker_.token_cache.find(cache_key, now)) {
+    identity_ = cached->identity;
     return Stage::Continue;
   }
   if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
@@ -213,9 +220,91 @@ ProxyExchange::Stage ProxyExchange::verify_jwt_token(auth::AuthorizationServer& 
     respond_challenge(auth::challenge_for(result.status, challenge_context(scopes_needed())));
     return Stage::Responded;
   }
-  worker_.token_cache.insert(cache_key, result.identity);
+  worker_.token_cache.insert(cache_key, {auth::AuthStatus::Ok, result.identity, result.identity.expires_at});
   identity_ = std::move(result.identity);
   return Stage::Continue;
+}
+
+// userinfo / introspection: one call per token per cache period on this loop;
+// concurrent requests with the same token wait for that one call.
+ProxyExchange::Stage ProxyExchange::verify_by_lookup(auth::AuthorizationServer& server) {
+  const auto& route = *match_.route;
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const std::string cache_key = auth::TokenCache::key_for(route.name, token_);
+  if (const auto* cached = worker_.token_cache.find(cache_key, now)) {
+    if (cached->status == auth::AuthStatus::Ok) {
+      identity_ = cached->identity;
+      return Stage::Continue;
+    }
+    auto context = challenge_context(scopes_needed());
+    context.retry_after_s = 1;
+    respond_challenge(auth::challenge_for(cached->status, context));
+    return Stage::Responded;
+  }
+  if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
+  const auth::WaitHandle wait{&worker_.loop, waiter_};
+  switch (server.ensure_metadata(worker_.fetch_context(), &wait)) {
+    case auth::AuthorizationServer::Availability::Ready:
+      break;
+    case auth::AuthorizationServer::Availability::Waiting:
+      return Stage::Stopped;
+    case auth::AuthorizationServer::Availability::Unavailable:
+      break;
+  }
+  const auto metadata = server.metadata();
+  const bool introspection = route.auth.type == config::AuthType::Introspection;
+  const std::string endpoint =
+      metadata ? auth::metadata_string(*metadata, introspection ? "introspection_endpoint" : "userinfo_endpoint") : "";
+  if (endpoint.empty()) {
+    auto context = challenge_context({});
+    context.retry_after_s = server.retry_after_s();
+    respond_challenge(auth::challenge_for(auth::AuthStatus::IdpUnavailable, context));
+    return Stage::Responded;
+  }
+  auto& waiting = worker_.pending_token_lookups[cache_key];
+  waiting.push_back(waiter_);
+  if (waiting.size() > 1) return Stage::Stopped;  // joined a call in flight
+
+  http::HeaderList headers;
+  headers.add("Accept", "application/json");
+  std::string body;
+  const auto& server_config = server.config();
+  if (introspection) {
+    headers.add("Authorization", auth::client_secret_basic(server_config.client_id, server_config.client_secret));
+    headers.add("Content-Type", "application/x-www-form-urlencoded");
+    body = auth::introspection_request_body(token_);
+  } else {
+    headers.add("Authorization", "Bearer " + token_);
+  }
+  const auth::IntrospectionRules rules{server_config.issuer, route.auth.audiences,
+                                       static_cast<int64_t>(route.auth.leeway_s)};
+  const int64_t ttl = route.auth.cache_ttl_s;
+  Worker* worker = &worker_;
+  // Owner of the callback: the worker's Fetcher. It touches only the worker (which
+  // outlives its fetches) and copies; waiting exchanges are reached through weak pointers.
+  worker_.fetcher.fetch(introspection ? "POST" : "GET", endpoint, std::move(headers), std::move(body),
+                        auth::AuthorizationServer::kFetchTimeoutMs,
+                        [worker, cache_key, rules, ttl, introspection](upstream::FetchResult& fetched) {
+                          const int64_t now = static_cast<int64_t>(std::time(nullptr));
+                          const auth::LookupResponse response{fetched.error == upstream::TransferError::None,
+                                                              fetched.status, fetched.body};
+                          auth::LookupResult result = introspection
+                                                          ? auth::read_introspection_response(response, rules, now)
+                                                          : auth::read_userinfo_response(response, rules.issuer);
+                          int64_t valid_until = now + kFailedLookupCacheS;
+                          if (result.status == auth::AuthStatus::Ok) {
+                            valid_until = now + ttl;
+                            if (result.identity.expires_at > 0) valid_until = std::min(valid_until, result.identity.expires_at);
+                          }
+                          worker->token_cache.insert(cache_key, {result.status, std::move(result.identity), valid_until});
+                          auto waiters = std::move(worker->pending_token_lookups[cache_key]);
+                          worker->pending_token_lookups.erase(cache_key);
+                          for (auto& weak : waiters)
+                            worker->loop.post([weak] {
+                              if (auto waiter = weak.lock()) waiter->resume();
+                            });
+                        });
+  return Stage::Stopped;
 }
 
 ProxyExchange::Stage ProxyExchange::authorize() {

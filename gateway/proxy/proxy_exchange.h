@@ -40,6 +40,7 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   Stage check_mcp_headers();
   Stage authenticate();
   Stage verify_jwt_token(auth::AuthorizationServer& server);
+  Stage verify_by_lookup(auth::AuthorizationServer& server);
   Stage authorize();
   void forward();
   void respond_challenge(const auth::Challenge& challenge);

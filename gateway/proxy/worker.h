@@ -5,6 +5,8 @@
 
 #include <memory>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "auth/authorization_server.h"
 #include "auth/token_cache.h"
@@ -35,6 +37,8 @@ struct Worker {
   std::shared_ptr<auth::AuthRegistry> auth;  // authorization servers of that snapshot
   http::TlsContextPtr tls;    // the context new connections use
   auth::TokenCache token_cache;
+  // userinfo/introspection calls in flight, by token cache key: who waits for each answer.
+  std::unordered_map<std::string, std::vector<std::weak_ptr<auth::Waiter>>> pending_token_lookups;
   event* maintenance_timer = nullptr;  // refreshes keys in the background (worker 0 only)
   observability::Metrics& metrics;
   std::unique_ptr<http::ConnectionSet> connections;

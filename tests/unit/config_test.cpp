@@ -419,17 +419,34 @@ TEST_CASE("config: route keys of later capabilities are not supported yet") {
   }
 }
 
-TEST_CASE("config: auth types other than none and jwt") {
+TEST_CASE("config: userinfo and introspection auth, plugin not yet, unknown types") {
+  const std::string servers =
+      "authorization_servers:\n  corp:\n    issuer: \"https://idp.example\"\n    client: {id: gw, secret: s}\n"
+      "  bare:\n    issuer: \"https://idp2.example\"\n";
   for (const char* type : {"userinfo", "introspection"}) {
     CAPTURE(type);
-    CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth:\n      type: " +
-                                  std::string(type) + "\n      server: corp\n"),
-                       "test.yaml:8:13: ", "routes[0].auth.type: auth type '" + std::string(type) + "' is not supported yet");
+    const auto config = load_config_text(
+        servers + with_route("    path: /n\n    upstream: \"http://h/\"\n    auth:\n      type: " + std::string(type) +
+                             "\n      server: corp\n      required_scopes: [read]\n      cache_ttl_s: 30\n"),
+        "test.yaml");
+    const auto& auth = config->routes.at(0).auth;
+    CHECK(auth.type == (std::string(type) == "userinfo" ? AuthType::Userinfo : AuthType::Introspection));
+    CHECK(auth.server == "corp");
+    CHECK(auth.cache_ttl_s == 30);
+    CHECK(auth.required_scopes == std::vector<std::string>{"read"});
+    // Signature algorithms belong to jwt only.
+    CHECK_CONFIG_ERROR(servers + with_route("    path: /n\n    upstream: \"http://h/\"\n    auth:\n      type: " +
+                                            std::string(type) + "\n      server: corp\n      algorithms: [RS256]\n"),
+                       "test.yaml:", "unknown key 'algorithms'");
   }
+  CHECK_CONFIG_ERROR(servers + with_route("    path: /n\n    upstream: \"http://h/\"\n    auth:\n      type: introspection\n"
+                                          "      server: bare\n"),
+                     "test.yaml:", "routes[0].auth.server: authorization server 'bare' needs client.id and client.secret");
   CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth:\n      type: plugin\n"),
                      "test.yaml:8:13: ", "routes[0].auth.type: auth type 'plugin' is not supported yet (plugins)");
   CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth: {type: basic}\n"),
-                     "test.yaml:7:18: ", "routes[0].auth.type: unknown auth type 'basic' (expected none or jwt)");
+                     "test.yaml:7:18: ",
+                     "routes[0].auth.type: unknown auth type 'basic' (expected none, jwt, userinfo or introspection)");
 }
 
 TEST_CASE("config: auth type none takes no other auth keys") {
