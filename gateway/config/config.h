@@ -123,6 +123,8 @@ struct RouteConfig {
   std::string resource_documentation;        // optional URL for RFC 9728 metadata
   RouteAuth auth;
   std::map<std::string, ScopeRule> tools;    // tools/call params.name -> scopes
+  std::map<std::string, ScopeRule> prompts;  // prompts/get params.name -> scopes
+  std::map<std::string, ScopeRule> resources;  // resources/read params.uri -> scopes
   std::map<std::string, ScopeRule> methods;  // JSON-RPC method -> scopes
   bool filter_tools_list = false;
   bool forward_identity = false;

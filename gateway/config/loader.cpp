@@ -490,7 +490,8 @@ const KeyRules kAuthServerKeys{
 const KeyRules kClientKeys{{"id", "secret"}, {}};
 const KeyRules kRouteKeys{
     {"name", "path", "upstream", "transport", "resource", "resource_name", "resource_documentation",
-     "allowed_origins", "auth", "tools", "methods", "filter_tools_list", "forward_identity"},
+     "allowed_origins", "auth", "tools", "prompts", "resources", "methods", "filter_tools_list",
+     "forward_identity"},
     {{"upstream_credential", "upstream credentials"}, {"rate_limits", "rate limits"}}};
 const KeyRules kToolRuleKeys{{"scopes"}, {{"credential", "upstream credentials"}}};
 const KeyRules kMethodRuleKeys{{"scopes"}, {}};
@@ -783,12 +784,14 @@ ScopeRules read_scope_rules(const Document& doc, const Field& field, const KeyRu
 // What a route's policy says, as read; the auth defaults its advertised scopes from it.
 struct RoutePolicy {
   ScopeRules tools;
+  ScopeRules prompts;
+  ScopeRules resources;
   ScopeRules methods;
 };
 
 std::vector<std::string> policy_scopes(const RoutePolicy& policy) {
   std::vector<std::string> scopes;
-  for (const ScopeRules* rules : {&policy.tools, &policy.methods}) {
+  for (const ScopeRules* rules : {&policy.tools, &policy.prompts, &policy.resources, &policy.methods}) {
     for (const auto& [name, rule] : *rules) add_unique(scopes, rule.scopes);
   }
   return scopes;
@@ -887,7 +890,7 @@ RouteAuth read_auth(const Document& doc, const Field& field, const RouteConfig& 
 // deny everything, or look like protection while allowing everything.
 void check_policy_has_identity(const Document& doc, const MapView& map, const RouteConfig& route) {
   if (route.auth.type != AuthType::None) return;
-  for (std::string_view key : {"tools", "methods", "filter_tools_list"}) {
+  for (std::string_view key : {"tools", "prompts", "resources", "methods", "filter_tools_list"}) {
     const auto field = map.find(key);
     if (!field || (key == "filter_tools_list" && !route.filter_tools_list)) continue;
     doc.fail(field->key_mark, field->path + ": needs an auth type that identifies the caller "
@@ -916,11 +919,15 @@ RouteConfig read_route(const Document& doc, const Field& field, const Config& co
   if (auto origins = map.find("allowed_origins")) route.allowed_origins = read_allowed_origins(doc, *origins);
   RoutePolicy policy;
   if (auto tools = map.find("tools")) policy.tools = read_scope_rules(doc, *tools, kToolRuleKeys);
+  if (auto prompts = map.find("prompts")) policy.prompts = read_scope_rules(doc, *prompts, kMethodRuleKeys);
+  if (auto resources = map.find("resources")) policy.resources = read_scope_rules(doc, *resources, kMethodRuleKeys);
   if (auto methods = map.find("methods")) policy.methods = read_scope_rules(doc, *methods, kMethodRuleKeys);
   read_boolean(map, "filter_tools_list", route.filter_tools_list);
   route.auth = read_auth(doc, map.require("auth"), route, policy, config.authorization_servers);
   check_policy_has_identity(doc, map, route);
   route.tools.insert(policy.tools.begin(), policy.tools.end());
+  route.prompts.insert(policy.prompts.begin(), policy.prompts.end());
+  route.resources.insert(policy.resources.begin(), policy.resources.end());
   route.methods.insert(policy.methods.begin(), policy.methods.end());
   read_boolean(map, "forward_identity", route.forward_identity);
   return route;

@@ -315,7 +315,7 @@ ProxyExchange::Stage ProxyExchange::authorize() {
   return Stage::Responded;
 }
 
-// The route's required scopes plus those of every method and tool the body names
+// The route's required scopes plus those of every method, tool, prompt and resource the body names
 // (every element of a batch): the step-up challenge asks for all of them.
 std::vector<std::string> ProxyExchange::scopes_needed() const {
   const auto& route = *match_.route;
@@ -326,8 +326,13 @@ std::vector<std::string> ProxyExchange::scopes_needed() const {
   };
   for (const auto& target : rpc_.targets) {
     if (auto rule = route.methods.find(target.method); rule != route.methods.end()) add(rule->second.scopes);
-    if (target.method == "tools/call" && target.has_name)
-      if (auto rule = route.tools.find(target.name); rule != route.tools.end()) add(rule->second.scopes);
+    if (!target.has_name) continue;
+    const std::map<std::string, config::ScopeRule>* rules = nullptr;
+    if (target.method == "tools/call") rules = &route.tools;
+    if (target.method == "prompts/get") rules = &route.prompts;
+    if (target.method == "resources/read") rules = &route.resources;
+    if (rules == nullptr) continue;
+    if (auto rule = rules->find(target.name); rule != rules->end()) add(rule->second.scopes);
   }
   return scopes;
 }

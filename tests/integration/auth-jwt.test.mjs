@@ -56,6 +56,8 @@ describe('JWT access tokens through the gateway', () => {
           forward_identity: true,
           auth: { type: 'jwt', server: 'idp', required_scopes: ['read:notes'] },
           tools: { delete_note: { scopes: ['admin'] } },
+          prompts: { 'admin-report': { scopes: ['admin'] } },
+          resources: { 'notes://secret': { scopes: ['admin'] } },
           methods: { 'resources/read': { scopes: ['read:notes'] } },
         },
         {
@@ -202,6 +204,17 @@ describe('JWT access tokens through the gateway', () => {
     assert.equal(res.json.id, 11);
     const ok = await mcpPost(notesUrl, toolCall('delete_note'), { headers: { authorization: `Bearer ${tokens.admin}` } });
     assert.equal(ok.status, 200, ok.text);
+  });
+
+  it('per-prompt and per-resource scopes', async () => {
+    const auth = { authorization: `Bearer ${tokens.reader}` };
+    const prompt = await mcpPost(notesUrl, { jsonrpc: '2.0', id: 21, method: 'prompts/get', params: { name: 'admin-report' } }, { headers: auth });
+    assert.equal(prompt.status, 403);
+    assert.equal(prompt.json.id, 21);
+    const secret = await mcpPost(notesUrl, { jsonrpc: '2.0', id: 22, method: 'resources/read', params: { uri: 'notes://secret' } }, { headers: auth });
+    assert.equal(secret.status, 403);
+    const open = await mcpPost(notesUrl, { jsonrpc: '2.0', id: 23, method: 'resources/read', params: { uri: 'notes://public' } }, { headers: auth });
+    assert.equal(open.status, 200, open.text);
   });
 
   it('a batch with one denied element is not forwarded', async () => {

@@ -1239,11 +1239,15 @@ TEST_CASE("config: the example configs in config/ load cleanly") {
   CHECK(quickstart->source_path == repo + "/config/quickstart.yaml");
   CHECK(quickstart->server.listen.to_string() == "127.0.0.1:8080");
   CHECK(quickstart->admin.listen.to_string() == "127.0.0.1:9090");
-  REQUIRE(quickstart->routes.size() == 2);
+  REQUIRE(quickstart->routes.size() == 3);
   CHECK(quickstart->routes[0].name == "everything");
   CHECK(quickstart->routes[0].upstream.origin() == "http://127.0.0.1:3001");
   CHECK(quickstart->routes[1].transport == Transport::Sse);
   CHECK(quickstart->routes[1].upstream.path == "/sse");
+  CHECK(quickstart->routes[2].auth.type == AuthType::Jwt);
+  CHECK(quickstart->routes[2].auth.server == "demo");
+  CHECK(quickstart->routes[2].filter_tools_list);
+  CHECK(quickstart->authorization_servers.at("demo").issuer == "http://127.0.0.1:3003");
 
   ScopedEnv tls_dir("MCPGATE_TLS_DIR", "/etc/mcpgate/tls");
   ScopedEnv admin_token("MCPGATE_ADMIN_TOKEN", "example-token");
@@ -1274,4 +1278,20 @@ TEST_CASE("config: errors from a file are positioned in that file") {
     CHECK(message.rfind(path + ":", 0) == 0);
     CHECK(contains(message, "server.tls.cert_file: environment variable 'MCPGATE_TLS_DIR' is not set"));
   }
+}
+
+TEST_CASE("config: per-prompt and per-resource scope rules") {
+  const std::string yaml =
+      "authorization_servers:\n  corp:\n    issuer: \"https://idp.example\"\n" +
+      with_route("    path: /n\n    upstream: \"http://h/\"\n    auth: {type: jwt, server: corp}\n"
+                 "    prompts:\n      report: {scopes: [admin]}\n"
+                 "    resources:\n      \"notes://secret\": {scopes: [secret]}\n");
+  const auto config = load_config_text(yaml, "test.yaml");
+  const auto& route = config->routes.at(0);
+  CHECK(route.prompts.at("report").scopes == std::vector<std::string>{"admin"});
+  CHECK(route.resources.at("notes://secret").scopes == std::vector<std::string>{"secret"});
+  CHECK(route.auth.scopes_supported == std::vector<std::string>{"admin", "secret"});
+  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth: {type: none}\n"
+                                "    prompts:\n      report: {scopes: [admin]}\n"),
+                     "test.yaml:", "needs an auth type that identifies the caller");
 }
