@@ -4,6 +4,7 @@
 // server-everything driven by the real SDK 1.x client.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -14,6 +15,23 @@ import { freePort, mcpPost, sleep, startEchoUpstream, startEverything, startGate
 
 const toolsList = (id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/list' });
 const toolCall = (name, id = 2) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+
+// OBSERVER BY NECESSITY: the provider does not report how often its JWKS is fetched, so
+// the gateway is pointed (metadata_overrides.jwks_uri) at this relay, which counts and forwards.
+async function startJwksRelay(target) {
+  const relay = { fetches: 0, lastFetchAt: 0 };
+  const server = http.createServer(async (req, res) => {
+    relay.fetches++;
+    relay.lastFetchAt = Date.now();
+    const upstream = await fetch(target, { signal: AbortSignal.timeout(5000) });
+    res.writeHead(upstream.status, { 'content-type': 'application/json' });
+    res.end(await upstream.text());
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  relay.url = `http://127.0.0.1:${server.address().port}/jwks`;
+  relay.close = () => new Promise((resolve) => server.close(resolve));
+  return relay;
+}
 
 function authServersYaml(servers) {
   return toYaml({ authorization_servers: servers });
@@ -35,10 +53,12 @@ describe('JWT access tokens through the gateway', () => {
   let notesUrl;
   let everythingUrl;
   let gatewayReadyAt;
+  let jwksRelay;
   const tokens = {};
 
   before(async () => {
     idp = await startOidcProvider();
+    jwksRelay = await startJwksRelay(idp.jwksUri);
     echo = await startEchoUpstream();
     everything = await startEverything('streamableHttp');
     const port = await freePort();
@@ -69,7 +89,9 @@ describe('JWT access tokens through the gateway', () => {
           tools: { 'get-sum': { scopes: ['admin'] } },
         },
       ],
-      extraYaml: authServersYaml({ idp: { issuer: idp.issuer, type: 'oidc', discovery: 'eager' } }),
+      extraYaml: authServersYaml({
+        idp: { issuer: idp.issuer, type: 'oidc', discovery: 'eager', metadata_overrides: { jwks_uri: jwksRelay.url } },
+      }),
     });
     gatewayReadyAt = Date.now();
     tokens.reader = (await getTokenViaAuthCode({ issuer: idp.issuer, resource: notesUrl, scope: 'openid read:notes' })).access_token;
@@ -87,7 +109,7 @@ describe('JWT access tokens through the gateway', () => {
     try {
       await gw?.stopCleanly();
     } finally {
-      await Promise.all([idp?.stop(), echo?.close(), everything?.stop()]);
+      await Promise.all([idp?.stop(), echo?.close(), everything?.stop(), jwksRelay?.close()]);
     }
   });
 
@@ -290,14 +312,27 @@ describe('JWT access tokens through the gateway', () => {
     assert.equal(admin.denied, undefined);
   });
 
+  it('a flood of unknown kids does not become a flood of JWKS fetches', async () => {
+    assert.ok(jwksRelay.fetches >= 1, 'the eager fetch went through the relay');
+    const before = jwksRelay.fetches;
+    for (let i = 0; i < 25; i++) {
+      const token = await forgeToken('unknown-kid', { provider: idp, audience: notesUrl, baseToken: tokens.reader });
+      const res = await mcpPost(notesUrl, toolsList(), { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 401);
+    }
+    assert.ok(jwksRelay.fetches - before <= 1, `at most one refetch per 10 s, saw ${jwksRelay.fetches - before}`);
+  });
+
   it('key rotation at the provider: a token signed with the new key is accepted after a JWKS refetch', async () => {
     // An unknown kid triggers a refetch at most every 10 s per issuer (flood protection);
-    // the eager fetch at start counts, so rotate once that window has passed.
-    await sleep(Math.max(0, gatewayReadyAt + 10_500 - Date.now()));
+    // the last fetch (eager at start, or one from the flood) counts, so wait out that window.
+    await sleep(Math.max(0, Math.max(gatewayReadyAt, jwksRelay.lastFetchAt) + 10_500 - Date.now()));
     await idp.rotateKeys({ keepOld: true });
     const rotated = (await getTokenViaAuthCode({ issuer: idp.issuer, resource: notesUrl, scope: 'openid read:notes' })).access_token;
+    const before = jwksRelay.fetches;
     const res = await mcpPost(notesUrl, toolsList(), { headers: { authorization: `Bearer ${rotated}` } });
     assert.equal(res.status, 200, res.text);
+    assert.equal(jwksRelay.fetches, before + 1, 'the new kid caused one refetch');
   });
 });
 
