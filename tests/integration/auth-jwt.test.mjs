@@ -11,7 +11,25 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 
 import { startOidcProvider } from '../support/oidc-provider.mjs';
 import { forgeToken, getTokenViaAuthCode } from '../support/oauth-client.mjs';
-import { freePort, mcpPost, sleep, startEchoUpstream, startEverything, startGateway, toYaml, waitFor } from '../support/harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import {
+  GATEWAY_BIN,
+  buildGatewayConfig,
+  freePort,
+  makeTempDir,
+  mcpPost,
+  sanitizerFindings,
+  sleep,
+  startEchoUpstream,
+  startEverything,
+  startGateway,
+  startProcess,
+  toYaml,
+  waitFor,
+  waitForUrl,
+} from '../support/harness.mjs';
 
 const toolsList = (id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/list' });
 const toolCall = (name, id = 2) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
@@ -363,6 +381,39 @@ describe('IdP down', () => {
       } finally {
         await echo.close();
       }
+    }
+  });
+});
+
+describe('readiness follows eager discovery', () => {
+  it('/readyz is 503 until the eager server answers, then 200 (retried with backoff)', async () => {
+    const idpPort = await freePort(); // the provider starts later, on this port
+    const port = await freePort();
+    const adminPort = await freePort();
+    const dir = makeTempDir('itest-ready-');
+    const configPath = path.join(dir, 'mcpgate.yaml');
+    const config = buildGatewayConfig({
+      port,
+      adminPort,
+      routes: [{ name: 'notes', path: '/notes', upstream: 'http://127.0.0.1:9/mcp', auth: { type: 'jwt', server: 'late' } }],
+    });
+    fs.writeFileSync(
+      configPath,
+      toYaml(config) + authServersYaml({ late: { issuer: `http://127.0.0.1:${idpPort}`, discovery: 'eager' } }),
+    );
+    const gw = startProcess(GATEWAY_BIN, ['run', '--config', configPath], { name: 'mcpgate' });
+    let idp;
+    try {
+      await waitForUrl(`http://127.0.0.1:${adminPort}/healthz`, { proc: gw });
+      const notReady = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+      assert.equal(notReady.status, 503, 'keys of an eager server are missing');
+      idp = await startOidcProvider({ port: idpPort });
+      await waitForUrl(`http://127.0.0.1:${adminPort}/readyz`, { proc: gw, timeoutMs: 30000 });
+    } finally {
+      const exit = await gw.stop('SIGTERM');
+      await idp?.stop();
+      assert.equal(sanitizerFindings(gw.stderr()), '');
+      assert.equal(exit.code, 0);
     }
   });
 });
