@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client as Client2, StreamableHTTPClientTransport as StreamableHTTPClientTransport2 } from '@modelcontextprotocol/client';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { startOidcProvider } from '../support/oidc-provider.mjs';
@@ -25,6 +26,7 @@ import {
   startEchoUpstream,
   startEverything,
   startGateway,
+  startModernServer,
   startProcess,
   toYaml,
   waitFor,
@@ -70,6 +72,8 @@ describe('JWT access tokens through the gateway', () => {
   let gw;
   let notesUrl;
   let everythingUrl;
+  let modern;
+  let modernUrl;
   let gatewayReadyAt;
   let jwksRelay;
   const tokens = {};
@@ -79,7 +83,9 @@ describe('JWT access tokens through the gateway', () => {
     jwksRelay = await startJwksRelay(idp.jwksUri);
     echo = await startEchoUpstream();
     everything = await startEverything('streamableHttp');
+    modern = await startModernServer();
     const port = await freePort();
+    modernUrl = `http://127.0.0.1:${port}/modern`;
     notesUrl = `http://127.0.0.1:${port}/notes`;
     everythingUrl = `http://127.0.0.1:${port}/everything`;
     gw = await startGateway({
@@ -106,6 +112,15 @@ describe('JWT access tokens through the gateway', () => {
           filter_tools_list: true,
           tools: { 'get-sum': { scopes: ['admin'] } },
         },
+        {
+          // 2026-07-28 upstream: answers tools/list as plain JSON (the held-whole filter path).
+          name: 'modern',
+          path: '/modern',
+          upstream: modern.url,
+          auth: { type: 'jwt', server: 'idp' },
+          filter_tools_list: true,
+          tools: { 'slow-progress': { scopes: ['admin'] } },
+        },
       ],
       extraYaml: authServersYaml({
         idp: { issuer: idp.issuer, type: 'oidc', discovery: 'eager', metadata_overrides: { jwks_uri: jwksRelay.url } },
@@ -118,6 +133,11 @@ describe('JWT access tokens through the gateway', () => {
     ).access_token;
     tokens.everything = (await getTokenViaAuthCode({ issuer: idp.issuer, resource: everythingUrl, scope: 'openid read:notes' }))
       .access_token;
+    tokens.modernReader = (await getTokenViaAuthCode({ issuer: idp.issuer, resource: modernUrl, scope: 'openid read:notes' }))
+      .access_token;
+    tokens.modernAdmin = (
+      await getTokenViaAuthCode({ issuer: idp.issuer, resource: modernUrl, scope: 'openid admin', user: 'bob' })
+    ).access_token;
     tokens.everythingAdmin = (
       await getTokenViaAuthCode({ issuer: idp.issuer, resource: everythingUrl, scope: 'openid read:notes admin', user: 'bob' })
     ).access_token;
@@ -127,7 +147,7 @@ describe('JWT access tokens through the gateway', () => {
     try {
       await gw?.stopCleanly();
     } finally {
-      await Promise.all([idp?.stop(), echo?.close(), everything?.stop(), jwksRelay?.close()]);
+      await Promise.all([idp?.stop(), echo?.close(), everything?.stop(), modern?.stop(), jwksRelay?.close()]);
     }
   });
 
@@ -328,6 +348,32 @@ describe('JWT access tokens through the gateway', () => {
     assert.equal(reader.listed.cacheScope, 'private', 'a filtered result is marked per-user');
     assert.ok(reader.denied, 'and a reader cannot call it either');
     assert.equal(admin.denied, undefined);
+  });
+
+  it('tools/list filtering on a 2026-07-28 upstream answering JSON, with the 2.x SDK client', async () => {
+    const listFor = async (token) => {
+      const client = new Client2(
+        { name: 'filter-test-2', version: '1.0.0' },
+        { capabilities: {}, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+      );
+      const withToken = (url, init = {}) => {
+        const headers = new Headers(init.headers);
+        headers.set('authorization', `Bearer ${token}`);
+        return fetch(url, { ...init, headers });
+      };
+      const transport = new StreamableHTTPClientTransport2(new URL(modernUrl), { fetch: withToken });
+      await client.connect(transport);
+      try {
+        assert.equal(client.getNegotiatedProtocolVersion(), '2026-07-28');
+        return (await client.listTools()).tools.map((t) => t.name);
+      } finally {
+        await client.close().catch(() => {});
+      }
+    };
+    const readerTools = await listFor(tokens.modernReader);
+    const adminTools = await listFor(tokens.modernAdmin);
+    assert.deepEqual(readerTools, ['echo']);
+    assert.deepEqual(adminTools.sort(), ['echo', 'slow-progress']);
   });
 
   it('a flood of unknown kids does not become a flood of JWKS fetches', async () => {
