@@ -11,7 +11,7 @@ import { Client as Client2, StreamableHTTPClientTransport as StreamableHTTPClien
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { startOidcProvider } from '../support/oidc-provider.mjs';
-import { forgeToken, getTokenViaAuthCode } from '../support/oauth-client.mjs';
+import { forgeToken, getTokenViaAuthCode, parseBearerChallenge } from '../support/oauth-client.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -55,14 +55,6 @@ async function startJwksRelay(target) {
 
 function authServersYaml(servers) {
   return toYaml({ authorization_servers: servers });
-}
-
-function parseChallenge(header) {
-  assert.ok(header, 'WWW-Authenticate present');
-  assert.match(header, /^Bearer /);
-  const params = {};
-  for (const m of header.matchAll(/(\w+)="([^"]*)"/g)) params[m[1]] = m[2];
-  return params;
 }
 
 describe('JWT access tokens through the gateway', () => {
@@ -154,7 +146,7 @@ describe('JWT access tokens through the gateway', () => {
   it('no token: 401 with resource_metadata and the scopes needed, JSON-RPC shaped', async () => {
     const res = await mcpPost(notesUrl, toolsList(7));
     assert.equal(res.status, 401);
-    const challenge = parseChallenge(res.headers.get('www-authenticate'));
+    const challenge = parseBearerChallenge(res.headers.get('www-authenticate'));
     assert.equal(challenge.resource_metadata, `${gw.url}/.well-known/oauth-protected-resource/notes`);
     assert.equal(challenge.scope, 'read:notes');
     assert.equal(challenge.error, undefined, 'no error code when no token was sent (RFC 6750 §3.1)');
@@ -241,7 +233,7 @@ describe('JWT access tokens through the gateway', () => {
       const token = await forgeToken(kind, { provider: idp, audience: notesUrl, baseToken: tokens.reader });
       const res = await mcpPost(notesUrl, toolsList(3), { headers: { authorization: `Bearer ${token}` } });
       assert.equal(res.status, 401, `${kind}: ${res.text}`);
-      const challenge = parseChallenge(res.headers.get('www-authenticate'));
+      const challenge = parseBearerChallenge(res.headers.get('www-authenticate'));
       assert.equal(challenge.error, 'invalid_token');
       assert.ok(challenge.error_description);
       assert.equal(res.json.id, 3);
@@ -252,13 +244,13 @@ describe('JWT access tokens through the gateway', () => {
   it('a token for another resource (wrong audience from the real provider) is refused', async () => {
     const res = await mcpPost(notesUrl, toolsList(), { headers: { authorization: `Bearer ${tokens.everything}` } });
     assert.equal(res.status, 401);
-    assert.equal(parseChallenge(res.headers.get('www-authenticate')).error, 'invalid_token');
+    assert.equal(parseBearerChallenge(res.headers.get('www-authenticate')).error, 'invalid_token');
   });
 
   it('missing tool scope: 403 insufficient_scope with a step-up challenge and the request id', async () => {
     const res = await mcpPost(notesUrl, toolCall('delete_note', 11), { headers: { authorization: `Bearer ${tokens.reader}` } });
     assert.equal(res.status, 403);
-    const challenge = parseChallenge(res.headers.get('www-authenticate'));
+    const challenge = parseBearerChallenge(res.headers.get('www-authenticate'));
     assert.equal(challenge.error, 'insufficient_scope');
     assert.deepEqual(challenge.scope.split(' ').sort(), ['admin', 'read:notes']);
     assert.equal(res.json.id, 11);
@@ -297,7 +289,7 @@ describe('JWT access tokens through the gateway', () => {
   it('a token in the query string or several Authorization headers: 400 invalid_request', async () => {
     const res = await mcpPost(`${notesUrl}?access_token=${tokens.reader}`, toolsList());
     assert.equal(res.status, 400);
-    assert.equal(parseChallenge(res.headers.get('www-authenticate')).error, 'invalid_request');
+    assert.equal(parseBearerChallenge(res.headers.get('www-authenticate')).error, 'invalid_request');
     assert.ok(!gw.logs().includes(tokens.reader), 'the query token is masked in the access log');
   });
 

@@ -31,13 +31,12 @@ import {
 } from '@modelcontextprotocol/client';
 
 import { startOidcProvider } from '../support/oidc-provider.mjs';
+import { followAuthorizationRedirects, parseBearerChallenge } from '../support/oauth-client.mjs';
 import { serveFixture } from '../support/listen.mjs';
 import { freePort, raceTimeout, recordingFetch, startEverything, startGateway, waitFor } from '../support/harness.mjs';
 
 const CLIENT_INFO = { name: 'mcpgate-auth-sdk-flow', version: '1.0.0' };
 const STEP_TIMEOUT_MS = 20000;
-const MAX_AUTH_REDIRECTS = 20;
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 // ---------------------------------------------------------------------------
 // OBSERVER BY NECESSITY: server-everything does not report the HTTP headers it
@@ -69,74 +68,17 @@ function startTap(targetOrigin) {
   return serveFixture(server, { fields: { seen } });
 }
 
-// ---------------------------------------------------------------------------
-// The headless "browser": follows the authorization server's redirects by hand
-// (cookie jar, loopback only, bounded) until the redirect to the client's
-// redirect_uri, and returns that callback URL without requesting it.
-// ---------------------------------------------------------------------------
-function cookieJar() {
-  const cookies = new Map();
-  return {
-    store(res) {
-      for (const line of res.headers.getSetCookie()) {
-        const [pair, ...attrs] = line.split(';');
-        const eq = pair.indexOf('=');
-        if (eq <= 0) continue;
-        const name = pair.slice(0, eq).trim();
-        const value = pair.slice(eq + 1).trim();
-        const expired =
-          value === '' ||
-          attrs.some((a) => {
-            const [k, v = ''] = a.split('=');
-            const key = k.trim().toLowerCase();
-            return (key === 'max-age' && Number(v) <= 0) || (key === 'expires' && Date.parse(v) <= Date.now());
-          });
-        if (expired) cookies.delete(name);
-        else cookies.set(name, value);
-      }
-    },
-    header: () => [...cookies].map(([k, v]) => `${k}=${v}`).join('; '),
-  };
-}
-
-async function walkAuthorization(authorizationUrl, redirectUrl) {
-  const start = new URL(authorizationUrl);
-  const redirect = new URL(redirectUrl);
-  const jar = cookieJar();
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  const hops = [];
-  let url = start;
-  for (let i = 0; i < MAX_AUTH_REDIRECTS && Date.now() < deadline; i++) {
-    assert.ok(LOOPBACK_HOSTS.has(url.hostname), `authorization flow left loopback: ${url.href}`);
-    assert.equal(url.origin, start.origin, `authorization flow left the authorization server: ${url.href}`);
-    const res = await fetch(url, {
-      redirect: 'manual',
-      headers: { cookie: jar.header(), accept: 'text/html,application/json' },
-      signal: AbortSignal.timeout(5000),
-    });
-    jar.store(res);
-    hops.push({ url: url.href, status: res.status });
-    const location = res.headers.get('location');
-    if (res.status < 300 || res.status >= 400 || !location) {
-      const body = await res.text().catch(() => '');
-      throw new Error(`authorization step ${url.pathname} answered ${res.status} without a redirect: ${body.slice(0, 500)}`);
-    }
-    await res.arrayBuffer().catch(() => {});
-    const next = new URL(location, url);
-    if (next.origin === redirect.origin && next.pathname === redirect.pathname) return { callback: next, hops };
-    url = next;
-  }
-  throw new Error(`authorization did not reach ${redirectUrl} within ${MAX_AUTH_REDIRECTS} redirects / ${STEP_TIMEOUT_MS} ms`);
-}
-
 /**
  * An in-memory OAuthClientProvider (the same shape for SDK 1.x and 2.x): a
  * public client (token_endpoint_auth_method none) with a loopback redirect URI
  * that nothing listens on; redirectToAuthorization() runs the headless browser
- * and keeps the callback URL.
+ * (followAuthorizationRedirects: the provider's auto-approving redirects, with
+ * a cookie jar, loopback and the issuer's origin only, bounded) and keeps the
+ * callback URL, whose query carries the code.
  */
 class HeadlessOAuthProvider {
-  constructor(redirectUrl, clientName) {
+  constructor({ issuer, redirectUrl, clientName }) {
+    this._issuer = issuer;
     this._redirectUrl = redirectUrl;
     this._clientName = clientName;
     this._client = undefined;
@@ -208,21 +150,17 @@ class HeadlessOAuthProvider {
   async redirectToAuthorization(authorizationUrl) {
     const url = new URL(authorizationUrl);
     this.authorizationUrls.push(url);
-    const { callback, hops } = await walkAuthorization(url, this._redirectUrl);
+    const { callback, hops } = await followAuthorizationRedirects(url, {
+      issuer: this._issuer,
+      redirectUri: this._redirectUrl,
+      timeoutMs: STEP_TIMEOUT_MS / 4, // per request; the whole walk within STEP_TIMEOUT_MS
+    });
     this.callbacks.push({ callback, hops });
   }
 
   get lastCallback() {
     return this.callbacks.at(-1)?.callback;
   }
-}
-
-function parseChallenge(header) {
-  assert.ok(header, 'WWW-Authenticate present');
-  assert.match(header, /^Bearer /);
-  const params = {};
-  for (const m of header.matchAll(/(\w+)="([^"]*)"/g)) params[m[1]] = m[2];
-  return params;
 }
 
 function textOf(result) {
@@ -237,6 +175,32 @@ function findFrom(records, from, pred) {
   for (let i = Math.max(0, from); i < records.length; i++) if (pred(records[i])) return i;
   return -1;
 }
+
+/** What differs between the two SDK generations for this flow. */
+const SDKS = [
+  {
+    label: 'SDK 1.x (@modelcontextprotocol/sdk 1.32.2)',
+    tag: 'sdk1',
+    Client: Client1,
+    Transport: StreamableHTTPClientTransport1,
+    UnauthorizedError: UnauthorizedError1,
+    checksIss: false,
+    // 1.x: finishAuth(authorizationCode); callTool(params, resultSchema, options).
+    finishAuth: (transport, callback) => transport.finishAuth(callback.searchParams.get('code')),
+    callTool: (client, params, options) => client.callTool(params, undefined, options),
+  },
+  {
+    label: 'SDK 2.x (@modelcontextprotocol/client 2.4.0)',
+    tag: 'sdk2',
+    Client: Client2,
+    Transport: StreamableHTTPClientTransport2,
+    UnauthorizedError: UnauthorizedError2,
+    checksIss: true,
+    // 2.x: finishAuth(the callback's query: code, state, iss); callTool(params, options).
+    finishAuth: (transport, callback) => transport.finishAuth(callback.searchParams),
+    callTool: (client, params, options) => client.callTool(params, options),
+  },
+];
 
 describe('the real MCP SDK clients run the whole OAuth flow through the gateway', () => {
   let idp;
@@ -289,7 +253,7 @@ describe('the real MCP SDK clients run the whole OAuth flow through the gateway'
     assert.ok(first >= 0, 'the SDK contacted the route');
     assert.equal(records[first].status, 401, `first MCP request: ${records[first].method} ${records[first].url}`);
     assert.equal(records[first].requestHeaders.authorization, undefined, 'no token on the first request');
-    const challenge = parseChallenge(records[first].responseHeaders['www-authenticate']);
+    const challenge = parseBearerChallenge(records[first].responseHeaders['www-authenticate']);
     assert.equal(challenge.resource_metadata, prmUrl);
     assert.equal(challenge.scope, 'read:notes');
 
@@ -383,16 +347,21 @@ describe('the real MCP SDK clients run the whole OAuth flow through the gateway'
     assert.ok(!gw.logs().includes(accessToken), 'the token never appears in the gateway logs');
   }
 
-  it('SDK 1.x (@modelcontextprotocol/sdk 1.32.2): 401 -> discovery -> DCR -> code+PKCE -> token -> tools', { timeout: 90000 }, async () => {
+  /**
+   * One SDK's whole flow, in three legs: connect without a token
+   * (-> UnauthorizedError, after discovery, DCR and the authorization request),
+   * finishAuth with the callback (-> token), reconnect and use the tools.
+   */
+  async function runOAuthFlow(sdk) {
     const redirectUrl = `http://127.0.0.1:${await freePort()}/callback`;
-    const provider = new HeadlessOAuthProvider(redirectUrl, 'sdk1 headless');
+    const provider = new HeadlessOAuthProvider({ issuer: idp.issuer, redirectUrl, clientName: `${sdk.tag} headless` });
     const rec = recordingFetch(fetch);
     const tapBefore = tap.seen.length;
 
     // Leg 1: connect without a token -> the SDK runs discovery, DCR and the
     // authorization request, then reports that the user must authorize.
-    const client = new Client1(CLIENT_INFO, { capabilities: {} });
-    const transport = new StreamableHTTPClientTransport1(new URL(routeUrl), { authProvider: provider, fetch: rec });
+    const client = new sdk.Client(CLIENT_INFO, { capabilities: {} });
+    const transport = new sdk.Transport(new URL(routeUrl), { authProvider: provider, fetch: rec });
     const err = await raceTimeout(
       client.connect(transport).then(
         () => null,
@@ -402,13 +371,15 @@ describe('the real MCP SDK clients run the whole OAuth flow through the gateway'
       'timeout',
     );
     assert.notEqual(err, 'timeout', 'connect settled');
-    assert.ok(err instanceof UnauthorizedError1, `connect should fail with UnauthorizedError until the user authorizes; got ${err?.stack ?? err}`);
+    assert.ok(err instanceof sdk.UnauthorizedError, `connect should fail with UnauthorizedError until the user authorizes; got ${err?.stack ?? err}`);
     assert.equal(tap.seen.length, tapBefore, 'nothing reached the upstream before authorization');
     const { clientId } = assertAuthorizationLeg({ records: rec.records, provider });
+    // RFC 9207: the provider names itself in the authorization response; the 2.x SDK checks it.
+    if (sdk.checksIss) assert.equal(provider.lastCallback.searchParams.get('iss'), idp.issuer);
 
     // Leg 2: the redirect came back: exchange the code.
     const beforeFinish = rec.records.length;
-    await raceTimeout(transport.finishAuth(provider.lastCallback.searchParams.get('code')), STEP_TIMEOUT_MS, 'timeout').then((r) =>
+    await raceTimeout(sdk.finishAuth(transport, provider.lastCallback), STEP_TIMEOUT_MS, 'timeout').then((r) =>
       assert.notEqual(r, 'timeout', 'finishAuth settled'),
     );
     const { accessToken } = assertTokenLeg({ records: rec.records, provider, clientId, from: beforeFinish });
@@ -416,67 +387,25 @@ describe('the real MCP SDK clients run the whole OAuth flow through the gateway'
 
     // Leg 3: reconnect with the token and use the server.
     const afterToken = rec.records.length;
-    const client2 = new Client1(CLIENT_INFO, { capabilities: {} });
-    const transport2 = new StreamableHTTPClientTransport1(new URL(routeUrl), { authProvider: provider, fetch: rec });
+    const client2 = new sdk.Client(CLIENT_INFO, { capabilities: {} });
+    const transport2 = new sdk.Transport(new URL(routeUrl), { authProvider: provider, fetch: rec });
     try {
       await client2.connect(transport2, { timeout: STEP_TIMEOUT_MS });
       assert.equal(client2.getServerVersion()?.name, 'mcp-servers/everything');
       const { tools } = await client2.listTools(undefined, { timeout: STEP_TIMEOUT_MS });
       assert.ok(tools.some((t) => t.name === 'echo'), `tools: ${tools.map((t) => t.name).join(',')}`);
-      const result = await client2.callTool({ name: 'echo', arguments: { message: 'sdk1 via oauth' } }, undefined, { timeout: STEP_TIMEOUT_MS });
-      assert.equal(textOf(result), 'Echo: sdk1 via oauth');
+      const message = `${sdk.tag} via oauth`;
+      const result = await sdk.callTool(client2, { name: 'echo', arguments: { message } }, { timeout: STEP_TIMEOUT_MS });
+      assert.equal(textOf(result), `Echo: ${message}`);
       await assertPassThrough({ records: rec.records, accessToken, tapBefore, from: afterToken });
       assert.equal(provider.authorizationUrls.length, 1, 'the user was asked to authorize once');
       assert.equal(provider.registered.length, 1, 'the client registered once');
     } finally {
       await client2.close().catch(() => {});
     }
-  });
+  }
 
-  it('SDK 2.x (@modelcontextprotocol/client 2.4.0): 401 -> discovery -> DCR -> code+PKCE -> token -> tools', { timeout: 90000 }, async () => {
-    const redirectUrl = `http://127.0.0.1:${await freePort()}/callback`;
-    const provider = new HeadlessOAuthProvider(redirectUrl, 'sdk2 headless');
-    const rec = recordingFetch(fetch);
-    const tapBefore = tap.seen.length;
-
-    const client = new Client2(CLIENT_INFO, { capabilities: {} });
-    const transport = new StreamableHTTPClientTransport2(new URL(routeUrl), { authProvider: provider, fetch: rec });
-    const err = await raceTimeout(
-      client.connect(transport).then(
-        () => null,
-        (e) => e,
-      ),
-      STEP_TIMEOUT_MS,
-      'timeout',
-    );
-    assert.notEqual(err, 'timeout', 'connect settled');
-    assert.ok(err instanceof UnauthorizedError2, `connect should fail with UnauthorizedError until the user authorizes; got ${err?.stack ?? err}`);
-    assert.equal(tap.seen.length, tapBefore, 'nothing reached the upstream before authorization');
-    const { clientId } = assertAuthorizationLeg({ records: rec.records, provider });
-    // RFC 9207: the provider names itself in the authorization response; the 2.x SDK checks it.
-    assert.equal(provider.lastCallback.searchParams.get('iss'), idp.issuer);
-
-    const beforeFinish = rec.records.length;
-    await raceTimeout(transport.finishAuth(provider.lastCallback.searchParams), STEP_TIMEOUT_MS, 'timeout').then((r) =>
-      assert.notEqual(r, 'timeout', 'finishAuth settled'),
-    );
-    const { accessToken } = assertTokenLeg({ records: rec.records, provider, clientId, from: beforeFinish });
-    await client.close().catch(() => {});
-
-    const afterToken = rec.records.length;
-    const client2 = new Client2(CLIENT_INFO, { capabilities: {} });
-    const transport2 = new StreamableHTTPClientTransport2(new URL(routeUrl), { authProvider: provider, fetch: rec });
-    try {
-      await client2.connect(transport2, { timeout: STEP_TIMEOUT_MS });
-      const { tools } = await client2.listTools(undefined, { timeout: STEP_TIMEOUT_MS });
-      assert.ok(tools.some((t) => t.name === 'echo'), `tools: ${tools.map((t) => t.name).join(',')}`);
-      const result = await client2.callTool({ name: 'echo', arguments: { message: 'sdk2 via oauth' } }, { timeout: STEP_TIMEOUT_MS });
-      assert.equal(textOf(result), 'Echo: sdk2 via oauth');
-      await assertPassThrough({ records: rec.records, accessToken, tapBefore, from: afterToken });
-      assert.equal(provider.authorizationUrls.length, 1, 'the user was asked to authorize once');
-      assert.equal(provider.registered.length, 1, 'the client registered once');
-    } finally {
-      await client2.close().catch(() => {});
-    }
-  });
+  for (const sdk of SDKS) {
+    it(`${sdk.label}: 401 -> discovery -> DCR -> code+PKCE -> token -> tools`, { timeout: 90000 }, () => runOAuthFlow(sdk));
+  }
 });

@@ -4,6 +4,7 @@
 //
 // Every request goes to a loopback host only (asserted), carries a timeout,
 // and every redirect chain is bounded.
+import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 
 import * as jose from 'jose';
@@ -41,6 +42,19 @@ function formEncode(s) {
 
 function basicAuth(clientId, clientSecret) {
   return `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(clientSecret)}`).toString('base64')}`;
+}
+
+/**
+ * The parameters of a resource server's `WWW-Authenticate: Bearer ...`
+ * challenge (RFC 6750 section 3: error, scope, resource_metadata, ...), asserting
+ * that the header is present and is a Bearer challenge.
+ */
+export function parseBearerChallenge(header) {
+  assert.ok(header, 'WWW-Authenticate present');
+  assert.match(header, /^Bearer /);
+  const params = {};
+  for (const m of header.matchAll(/(\w+)="([^"]*)"/g)) params[m[1]] = m[2];
+  return params;
 }
 
 const discoveryCache = new Map();
@@ -128,6 +142,54 @@ class CookieJar {
   }
 }
 
+/**
+ * The headless "browser": request `authorizationUrl` and follow the
+ * authorization server's redirects by hand (cookie jar; loopback hosts and the
+ * issuer's origin only; at most MAX_REDIRECTS requests, each bounded by
+ * `timeoutMs`, all within 4 * `timeoutMs`) until the redirect to
+ * `redirectUri`, which is returned without being requested: its query carries
+ * the authorization response (code, state, iss, or error).
+ *
+ * @param {string|URL} authorizationUrl  the authorization request
+ * @param {object} o
+ * @param {string} o.issuer               every hop must stay on the issuer's origin
+ * @param {string} o.redirectUri          the client's redirect_uri (matched on origin + path)
+ * @param {number} [o.timeoutMs]
+ * @returns {Promise<{callback: URL, hops: {url: string, status: number}[]}>}
+ *          the callback URL and every request made on the way
+ * @throws an oauthError (with `status` and `body`) when a hop answers without
+ *         a redirect; an Error when the flow leaves loopback or the issuer, or
+ *         does not reach `redirectUri` within the bounds.
+ */
+export async function followAuthorizationRedirects(authorizationUrl, { issuer, redirectUri, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+  const issuerOrigin = new URL(issuer).origin;
+  const redirect = new URL(redirectUri);
+  const deadline = Date.now() + 4 * timeoutMs;
+  const jar = new CookieJar();
+  const hops = [];
+  let url = new URL(authorizationUrl);
+  while (hops.length < MAX_REDIRECTS && Date.now() < deadline) {
+    assertLoopback(url);
+    if (url.origin !== issuerOrigin) throw new Error(`authorization flow left the issuer: ${url.href}`);
+    const res = await fetch(url, {
+      redirect: 'manual',
+      headers: { cookie: jar.header(), accept: 'text/html,application/json' },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    jar.store(res);
+    hops.push({ url: url.href, status: res.status });
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || !location) {
+      throw oauthError(`authorization request (${url.pathname})`, res.status, await readBody(res));
+    }
+    await res.arrayBuffer().catch(() => {});
+    const next = new URL(location, url);
+    if (next.origin === redirect.origin && next.pathname === redirect.pathname) return { callback: next, hops };
+    url = next;
+  }
+  throw new Error(`authorization flow did not reach ${redirectUri} within ${hops.length} redirects / ${4 * timeoutMs} ms`);
+}
+
 function randomLoopbackRedirect() {
   // Nothing listens there: the helper captures the code from the Location
   // header. oidc-provider accepts any port for native clients' loopback URIs.
@@ -168,7 +230,6 @@ export async function getTokenViaAuthCode({
   timeoutMs = DEFAULT_TIMEOUT_MS,
 } = {}) {
   const meta = await discover(issuer);
-  const deadline = Date.now() + 4 * timeoutMs;
   const { verifier, challenge } = pkcePair();
   const state = crypto.randomBytes(12).toString('base64url');
   const auth = new URL(assertLoopback(meta.authorization_endpoint));
@@ -188,33 +249,7 @@ export async function getTokenViaAuthCode({
   if (scope.split(' ').includes('offline_access') && !('prompt' in extraParams)) q.set('prompt', 'consent');
   for (const [k, v] of Object.entries(extraParams)) q.set(k, v);
 
-  const jar = new CookieJar();
-  const redirect = new URL(redirectUri);
-  let url = auth;
-  let callback = null;
-  let redirects = 0;
-  for (; redirects < MAX_REDIRECTS && Date.now() < deadline; redirects++) {
-    assertLoopback(url);
-    if (url.origin !== new URL(issuer).origin) throw new Error(`authorization flow left the issuer: ${url.href}`);
-    const res = await fetch(url, {
-      redirect: 'manual',
-      headers: { cookie: jar.header(), accept: 'text/html,application/json' },
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    jar.store(res);
-    const location = res.headers.get('location');
-    if (res.status < 300 || res.status >= 400 || !location) {
-      throw oauthError(`authorization request (${url.pathname})`, res.status, await readBody(res));
-    }
-    await res.arrayBuffer().catch(() => {});
-    const next = new URL(location, url);
-    if (next.origin === redirect.origin && next.pathname === redirect.pathname) {
-      callback = next;
-      break;
-    }
-    url = next;
-  }
-  if (!callback) throw new Error(`authorization flow did not reach ${redirectUri} within ${redirects} redirects`);
+  const { callback, hops } = await followAuthorizationRedirects(auth, { issuer, redirectUri, timeoutMs });
   const cb = callback.searchParams;
   if (cb.get('error')) throw oauthError('authorization', 'redirect', { error: cb.get('error'), error_description: cb.get('error_description') });
   if (cb.get('state') !== state) throw new Error('state mismatch in authorization response');
@@ -236,7 +271,7 @@ export async function getTokenViaAuthCode({
       resource: tr === null ? undefined : tr,
     },
   });
-  Object.defineProperty(tokens, 'flow', { value: { code, state, redirects: redirects + 1, codeVerifier: verifier, redirectUri } });
+  Object.defineProperty(tokens, 'flow', { value: { code, state, redirects: hops.length, codeVerifier: verifier, redirectUri } });
   return tokens;
 }
 
