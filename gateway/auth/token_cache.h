@@ -14,6 +14,15 @@
 
 namespace mcpgate::auth {
 
+class TokenCache;
+
+// The answer of one userinfo/introspection call, handed to every request waiting for it.
+struct LookupOutcome {
+  bool done = false;
+  AuthStatus status = AuthStatus::InternalError;
+  Identity identity;
+};
+
 class TokenCache {
  public:
   static constexpr std::size_t kMaxEntries = 10000;

@@ -220,7 +220,11 @@ ProxyExchange::Stage ProxyExchange::verify_jwt_token(auth::AuthorizationServer& 
     respond_challenge(auth::challenge_for(result.status, challenge_context(scopes_needed())));
     return Stage::Responded;
   }
-  worker_.token_cache.insert(cache_key, {auth::AuthStatus::Ok, result.identity, result.identity.expires_at});
+  // Cached until the token expires or cache_ttl_s passes, whichever is first (0: never).
+  if (route.auth.cache_ttl_s > 0) {
+    const int64_t valid_until = std::min<int64_t>(result.identity.expires_at, now + route.auth.cache_ttl_s);
+    worker_.token_cache.insert(cache_key, {auth::AuthStatus::Ok, result.identity, valid_until});
+  }
   identity_ = std::move(result.identity);
   return Stage::Continue;
 }
@@ -231,16 +235,18 @@ ProxyExchange::Stage ProxyExchange::verify_by_lookup(auth::AuthorizationServer& 
   const auto& route = *match_.route;
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   const std::string cache_key = auth::TokenCache::key_for(route.name, token_);
-  if (const auto* cached = worker_.token_cache.find(cache_key, now)) {
-    if (cached->status == auth::AuthStatus::Ok) {
-      identity_ = cached->identity;
+  auto settle = [&](auth::AuthStatus status, const auth::Identity& identity) {
+    if (status == auth::AuthStatus::Ok) {
+      identity_ = identity;
       return Stage::Continue;
     }
     auto context = challenge_context(scopes_needed());
     context.retry_after_s = 1;
-    respond_challenge(auth::challenge_for(cached->status, context));
+    respond_challenge(auth::challenge_for(status, context));
     return Stage::Responded;
-  }
+  };
+  if (lookup_ && lookup_->done) return settle(lookup_->status, lookup_->identity);
+  if (const auto* cached = worker_.token_cache.find(cache_key, now)) return settle(cached->status, cached->identity);
   if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
   const auth::WaitHandle wait{&worker_.loop, waiter_};
   switch (server.ensure_metadata(worker_.fetch_context(), &wait)) {
@@ -261,9 +267,10 @@ ProxyExchange::Stage ProxyExchange::verify_by_lookup(auth::AuthorizationServer& 
     respond_challenge(auth::challenge_for(auth::AuthStatus::IdpUnavailable, context));
     return Stage::Responded;
   }
-  auto& waiting = worker_.pending_token_lookups[cache_key];
-  waiting.push_back(waiter_);
-  if (waiting.size() > 1) return Stage::Stopped;  // joined a call in flight
+  auto& pending = worker_.pending_token_lookups[cache_key];
+  pending.waiters.push_back(waiter_);
+  lookup_ = pending.outcome;
+  if (pending.waiters.size() > 1) return Stage::Stopped;  // joined a call in flight
 
   http::HeaderList headers;
   headers.add("Accept", "application/json");
@@ -296,10 +303,12 @@ ProxyExchange::Stage ProxyExchange::verify_by_lookup(auth::AuthorizationServer& 
                             valid_until = now + ttl;
                             if (result.identity.expires_at > 0) valid_until = std::min(valid_until, result.identity.expires_at);
                           }
-                          worker->token_cache.insert(cache_key, {result.status, std::move(result.identity), valid_until});
-                          auto waiters = std::move(worker->pending_token_lookups[cache_key]);
+                          auto pending = std::move(worker->pending_token_lookups[cache_key]);
                           worker->pending_token_lookups.erase(cache_key);
-                          for (auto& weak : waiters)
+                          *pending.outcome = {true, result.status, result.identity};
+                          if (valid_until > now)
+                            worker->token_cache.insert(cache_key, {result.status, std::move(result.identity), valid_until});
+                          for (auto& weak : pending.waiters)
                             worker->loop.post([weak] {
                               if (auto waiter = weak.lock()) waiter->resume();
                             });

@@ -72,6 +72,7 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   std::string token_;
   std::optional<auth::Identity> identity_;
   std::shared_ptr<auth::Waiter> waiter_;  // parked on an authorization server fetch
+  std::shared_ptr<auth::LookupOutcome> lookup_;  // the userinfo/introspection call this request joined
   bool refetched_keys_ = false;
   bool client_gone_ = false;
   bool origin_checked_ = false;  // a present Origin passed the route's allowlist

@@ -37,8 +37,13 @@ struct Worker {
   std::shared_ptr<auth::AuthRegistry> auth;  // authorization servers of that snapshot
   http::TlsContextPtr tls;    // the context new connections use
   auth::TokenCache token_cache;
-  // userinfo/introspection calls in flight, by token cache key: who waits for each answer.
-  std::unordered_map<std::string, std::vector<std::weak_ptr<auth::Waiter>>> pending_token_lookups;
+  // userinfo/introspection calls in flight, by token cache key: the answer (shared with
+  // every request that joined, so it reaches them even when it is not cached) and who waits.
+  struct PendingLookup {
+    std::shared_ptr<auth::LookupOutcome> outcome = std::make_shared<auth::LookupOutcome>();
+    std::vector<std::weak_ptr<auth::Waiter>> waiters;
+  };
+  std::unordered_map<std::string, PendingLookup> pending_token_lookups;
   event* maintenance_timer = nullptr;  // refreshes keys in the background (worker 0 only)
   observability::Metrics& metrics;
   std::unique_ptr<http::ConnectionSet> connections;

@@ -37,7 +37,7 @@ describe('userinfo and introspection auth', () => {
           path: '/who',
           upstream: `${echo.origin}/mcp`,
           forward_identity: true,
-          auth: { type: 'userinfo', server: 'idp', cache_ttl_s: 30 },
+          auth: { type: 'userinfo', server: 'idp', cache_ttl_s: 0 }, // never cached: every request asks the IdP
         },
         {
           name: 'inspect',
