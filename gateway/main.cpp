@@ -97,6 +97,13 @@ int run(const config::ConfigPtr& config) {
       .field("workers", static_cast<int64_t>(config->server.workers))
       .field("tls", config->server.tls ? "on" : "off");
   started.emit();
+  for (const auto& [name, credential] : config->credentials)
+    if (credential.type == config::CredentialType::Passthrough)
+      observability::LogEvent(spdlog::level::warn,
+                              "credential forwards the caller's own token upstream (token passthrough); the MCP "
+                              "specification forbids this unless the upstream is the token's intended audience")
+          .field("credential", name)
+          .emit();
   for (const auto& route : config->routes)
     observability::LogEvent(spdlog::level::info, "route")
         .field("name", route.name)

@@ -96,9 +96,28 @@ struct AuthorizationServerConfig {
   std::string client_secret;
 };
 
-// Scopes one JSON-RPC target needs (routes[].tools.<name>, routes[].methods.<method>).
+enum class CredentialType { None, Passthrough, Static, ClientCredentials };
+enum class ClientAuthMethod { ClientSecretBasic, ClientSecretPost };
+
+// What the gateway injects towards an upstream (credentials.<name>).
+struct CredentialConfig {
+  std::string name;
+  CredentialType type = CredentialType::None;
+  std::string header = "Authorization";  // where the credential goes
+  std::string value;                     // static: the header value as written
+  std::string server;                    // client_credentials: key of authorization_servers
+  std::vector<std::string> scopes;       // client_credentials: requested scope
+  std::string resource;                  // client_credentials: RFC 8707 resource, optional
+  std::string audience;                  // client_credentials: audience parameter, optional
+  ClientAuthMethod auth_method = ClientAuthMethod::ClientSecretBasic;
+  uint32_t refresh_before_expiry_s = 300;  // a token this close to expiry is replaced before use
+};
+
+// Scopes one JSON-RPC target needs (routes[].tools.<name>, routes[].methods.<method>);
+// for tools also the credential that tool's calls carry upstream.
 struct ScopeRule {
   std::vector<std::string> scopes;
+  std::optional<std::string> credential;  // tools only: a credentials key or "none"; unset: the route's
 };
 
 struct RouteAuth {
@@ -128,6 +147,7 @@ struct RouteConfig {
   std::map<std::string, ScopeRule> methods;  // JSON-RPC method -> scopes
   bool filter_tools_list = false;
   bool forward_identity = false;
+  std::string upstream_credential = "none";  // a credentials key, or "none"
 };
 
 struct Config {
@@ -136,6 +156,7 @@ struct Config {
   AdminConfig admin;
   LogConfig log;
   std::map<std::string, AuthorizationServerConfig> authorization_servers;
+  std::map<std::string, CredentialConfig> credentials;
   std::vector<RouteConfig> routes;
 };
 

@@ -30,6 +30,11 @@ constexpr uint32_t kMaxLeewayS = 600;
 
 using JsonPtr = std::unique_ptr<json_t, decltype(&json_decref)>;
 using AuthorizationServers = std::map<std::string, AuthorizationServerConfig>;
+using Credentials = std::map<std::string, CredentialConfig>;
+
+// Written where a credential is referenced: send nothing (and the reserved credential name).
+constexpr std::string_view kNoCredential = "none";
+constexpr uint32_t kMaxRefreshBeforeExpiryS = 86400;
 
 // A value in the document, with the key path that names it in errors.
 struct Field {
@@ -472,9 +477,8 @@ std::string normalize_origin(const std::string& text) {
 // ---- Sections ----
 
 const KeyRules kTopLevelKeys{
-    {"server", "admin", "log", "authorization_servers", "routes"},
-    {{"credentials", "upstream credentials"},
-     {"token_store", "token store"},
+    {"server", "admin", "log", "authorization_servers", "credentials", "routes"},
+    {{"token_store", "token store"},
      {"session_envelope", "session envelope"},
      {"plugins", "plugins"}}};
 const KeyRules kServerKeys{{"listen", "public_url", "tls", "workers", "limits", "shutdown_grace_ms"}, {}};
@@ -488,12 +492,16 @@ const KeyRules kLogKeys{{"level", "format", "access_log"}, {}};
 const KeyRules kAuthServerKeys{
     {"issuer", "type", "discovery", "metadata_url", "metadata", "metadata_overrides", "client"}, {}};
 const KeyRules kClientKeys{{"id", "secret"}, {}};
+const KeyRules kStaticCredentialKeys{{"type", "value", "header"}, {}};
+const KeyRules kPassthroughCredentialKeys{{"type"}, {}};
+const KeyRules kClientCredentialsKeys{
+    {"type", "server", "scopes", "resource", "audience", "auth_method", "header", "refresh_before_expiry_s"}, {}};
 const KeyRules kRouteKeys{
     {"name", "path", "upstream", "transport", "resource", "resource_name", "resource_documentation",
      "allowed_origins", "auth", "tools", "prompts", "resources", "methods", "filter_tools_list",
-     "forward_identity"},
-    {{"upstream_credential", "upstream credentials"}, {"rate_limits", "rate limits"}}};
-const KeyRules kToolRuleKeys{{"scopes"}, {{"credential", "upstream credentials"}}};
+     "forward_identity", "upstream_credential"},
+    {{"rate_limits", "rate limits"}}};
+const KeyRules kToolRuleKeys{{"scopes", "credential"}, {}};
 const KeyRules kMethodRuleKeys{{"scopes"}, {}};
 const KeyRules kAuthJwtKeys{
     {"type", "server", "audience", "required_scopes", "scopes_supported", "algorithms", "leeway_s", "cache_ttl_s"},
@@ -698,6 +706,147 @@ AuthorizationServers read_authorization_servers(const Document& doc, const Field
   return servers;
 }
 
+// ---- Credentials ----
+
+// RFC 9110 tchar: the characters of a header field name.
+bool is_token_char(unsigned char c) {
+  return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// Headers that frame or route the request: an injected value there would desynchronize the
+// connection to the upstream or redirect the request.
+bool is_framing_header(const std::string& name) {
+  for (std::string_view reserved : {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te",
+                                    "trailer", "keep-alive", "proxy-connection"}) {
+    if (name == reserved) return true;
+  }
+  return false;
+}
+
+std::string read_header_name(const Document& doc, const Field& field) {
+  const std::string name = doc.non_empty_string(field);
+  if (!std::all_of(name.begin(), name.end(), is_token_char)) {
+    doc.fail(field, "'" + name + "' is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)");
+  }
+  if (is_framing_header(lowercase(name))) {
+    doc.fail(field, "'" + name + "' frames or routes the request and cannot carry a credential");
+  }
+  return name;
+}
+
+// A header value as RFC 9110 allows it: visible characters, spaces and tabs inside, no CR, LF or
+// NUL (which would inject headers). Errors don't echo it: it is a secret.
+std::string read_header_value(const Document& doc, const Field& field) {
+  const std::string value = doc.non_empty_string(field);
+  const bool valid = std::all_of(value.begin(), value.end(), [](unsigned char c) {
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+  });
+  if (!valid) doc.fail(field, "must not contain control characters (CR, LF, NUL, ...)");
+  if (value.front() == ' ' || value.front() == '\t' || value.back() == ' ' || value.back() == '\t') {
+    doc.fail(field, "must not begin or end with whitespace");
+  }
+  return value;
+}
+
+// The server a client_credentials grant goes to: it needs the gateway's confidential client.
+std::string read_grant_server_ref(const Document& doc, const Field& field, const AuthorizationServers& servers) {
+  const std::string name = doc.non_empty_string(field);
+  const auto server = servers.find(name);
+  if (server == servers.end()) {
+    doc.fail(field, "unknown authorization server '" + name + "' (not defined under authorization_servers)");
+  }
+  const AuthorizationServerConfig& config = server->second;
+  if (config.client_id.empty() || config.client_secret.empty()) {
+    doc.fail(field, "authorization server '" + name + "' needs client.id and client.secret for the "
+                    "client_credentials grant");
+  }
+  // Manual metadata is never fetched, so it alone decides whether there is a token endpoint.
+  const bool has_token_endpoint = json_string_member(config.metadata_json, "token_endpoint") ||
+                                  json_string_member(config.metadata_overrides_json, "token_endpoint");
+  if (!config.metadata_json.empty() && !has_token_endpoint) {
+    doc.fail(field, "authorization server '" + name + "' has manual metadata without a 'token_endpoint': "
+                    "no token could be obtained");
+  }
+  return name;
+}
+
+void read_client_credentials(const Document& doc, const MapView& map, const AuthorizationServers& servers,
+                             CredentialConfig& credential) {
+  credential.server = read_grant_server_ref(doc, map.require("server"), servers);
+  if (auto scopes = map.find("scopes")) credential.scopes = read_scopes(doc, *scopes);
+  if (auto resource = map.find("resource")) read_url(doc, *resource, &credential.resource);
+  if (auto audience = map.find("audience")) credential.audience = doc.non_empty_string(*audience);
+  if (auto method = map.find("auth_method")) {
+    const bool post = doc.one_of(*method, {"client_secret_basic", "client_secret_post"}) == "client_secret_post";
+    credential.auth_method = post ? ClientAuthMethod::ClientSecretPost : ClientAuthMethod::ClientSecretBasic;
+  }
+  read_integer(map, "refresh_before_expiry_s", credential.refresh_before_expiry_s, 0, kMaxRefreshBeforeExpiryS);
+}
+
+CredentialConfig read_credential(const Document& doc, const Field& field, const std::string& name,
+                                 const AuthorizationServers& servers) {
+  const MapView map(doc, field);
+  const Field type_field = map.require("type");
+  const std::string type = doc.string(type_field);
+  if (type == "token_exchange") {
+    doc.fail(type_field, "credential type 'token_exchange' is not supported yet (RFC 8693 token exchange)");
+  }
+  if (type == "delegated") {
+    doc.fail(type_field, "credential type 'delegated' is not supported yet (per-user stored tokens)");
+  }
+  const std::string where = "in credential '" + name + "'";
+  CredentialConfig credential;
+  credential.name = name;
+  if (type == "static") {
+    map.check_keys(kStaticCredentialKeys, where);
+    credential.type = CredentialType::Static;
+    credential.value = read_header_value(doc, map.require("value"));
+  } else if (type == "passthrough") {
+    map.check_keys(kPassthroughCredentialKeys, where);
+    credential.type = CredentialType::Passthrough;
+  } else if (type == "client_credentials") {
+    map.check_keys(kClientCredentialsKeys, where);
+    credential.type = CredentialType::ClientCredentials;
+    read_client_credentials(doc, map, servers, credential);
+  } else {
+    doc.fail(type_field, "unknown credential type '" + type + "' (expected static, passthrough or client_credentials)");
+  }
+  if (auto header = map.find("header")) credential.header = read_header_name(doc, *header);
+  return credential;
+}
+
+Credentials read_credentials(const Document& doc, const Field& field, const AuthorizationServers& servers) {
+  Credentials credentials;
+  for (const auto& [name, credential] : MapView(doc, field).items()) {
+    if (!is_name(name)) doc.fail(credential.key_mark, credential.path + ": the name " + kNameRule);
+    if (name == kNoCredential) {
+      doc.fail(credential.key_mark, credential.path + ": the name 'none' is reserved (it means no credential)");
+    }
+    credentials.emplace(name, read_credential(doc, credential, name, servers));
+  }
+  return credentials;
+}
+
+// A credential reference (route upstream_credential, tool rule credential): a key of
+// `credentials`, or "none".
+std::string read_credential_ref(const Document& doc, const Field& field, const Credentials& credentials) {
+  const std::string name = doc.non_empty_string(field);
+  if (name != kNoCredential && !credentials.contains(name)) {
+    doc.fail(field, "unknown credential '" + name + "' (not defined under credentials; 'none' sends none)");
+  }
+  return name;
+}
+
+// passthrough forwards the caller's validated token; a route without auth has none to forward.
+void check_credential_use(const Document& doc, const Field& field, const std::string& name,
+                          const Credentials& credentials, const RouteConfig& route) {
+  if (route.auth.type != AuthType::None) return;
+  const auto credential = credentials.find(name);
+  if (credential == credentials.end() || credential->second.type != CredentialType::Passthrough) return;
+  doc.fail(field, "credential '" + name + "' is passthrough, and passthrough needs an authenticated caller "
+                  "(route '" + route.name + "' has auth type 'none': there is no validated token to pass)");
+}
+
 // ---- Routes ----
 
 std::string read_route_name(const Document& doc, const Field& field) {
@@ -768,7 +917,9 @@ std::vector<std::string> read_allowed_origins(const Document& doc, const Field& 
 // Scope rules of a route's tools or methods, in document order.
 using ScopeRules = std::vector<std::pair<std::string, ScopeRule>>;
 
-ScopeRules read_scope_rules(const Document& doc, const Field& field, const KeyRules& keys) {
+// `credentials` is given for tool rules only, which may name a credential.
+ScopeRules read_scope_rules(const Document& doc, const Field& field, const KeyRules& keys,
+                            const Credentials* credentials = nullptr) {
   ScopeRules rules;
   for (const auto& [name, rule_field] : MapView(doc, field).items()) {
     if (name.empty()) doc.fail(rule_field.key_mark, field.path + ": a name must not be empty");
@@ -776,6 +927,9 @@ ScopeRules read_scope_rules(const Document& doc, const Field& field, const KeyRu
     rule.check_keys(keys, "in " + rule_field.path);
     ScopeRule scope_rule;
     if (auto scopes = rule.find("scopes")) scope_rule.scopes = read_scopes(doc, *scopes);
+    if (auto credential = rule.find("credential"); credential && credentials != nullptr) {
+      scope_rule.credential = read_credential_ref(doc, *credential, *credentials);
+    }
     rules.emplace_back(name, std::move(scope_rule));
   }
   return rules;
@@ -898,6 +1052,20 @@ void check_policy_has_identity(const Document& doc, const MapView& map, const Ro
   }
 }
 
+// The route's and its tools' credentials, once the route's auth type is known.
+void read_route_credentials(const Document& doc, const MapView& map, const RoutePolicy& policy,
+                            const Credentials& credentials, RouteConfig& route) {
+  if (auto credential = map.find("upstream_credential")) {
+    route.upstream_credential = read_credential_ref(doc, *credential, credentials);
+    check_credential_use(doc, *credential, route.upstream_credential, credentials, route);
+  }
+  for (const auto& [name, rule] : policy.tools) {
+    if (!rule.credential) continue;
+    const Field credential = MapView(doc, MapView(doc, map.require("tools")).require(name)).require("credential");
+    check_credential_use(doc, credential, *rule.credential, credentials, route);
+  }
+}
+
 RouteConfig read_route(const Document& doc, const Field& field, const Config& config) {
   const MapView map(doc, field);
   RouteConfig route;
@@ -918,12 +1086,13 @@ RouteConfig read_route(const Document& doc, const Field& field, const Config& co
   }
   if (auto origins = map.find("allowed_origins")) route.allowed_origins = read_allowed_origins(doc, *origins);
   RoutePolicy policy;
-  if (auto tools = map.find("tools")) policy.tools = read_scope_rules(doc, *tools, kToolRuleKeys);
+  if (auto tools = map.find("tools")) policy.tools = read_scope_rules(doc, *tools, kToolRuleKeys, &config.credentials);
   if (auto prompts = map.find("prompts")) policy.prompts = read_scope_rules(doc, *prompts, kMethodRuleKeys);
   if (auto resources = map.find("resources")) policy.resources = read_scope_rules(doc, *resources, kMethodRuleKeys);
   if (auto methods = map.find("methods")) policy.methods = read_scope_rules(doc, *methods, kMethodRuleKeys);
   read_boolean(map, "filter_tools_list", route.filter_tools_list);
   route.auth = read_auth(doc, map.require("auth"), route, policy, config.authorization_servers);
+  read_route_credentials(doc, map, policy, config.credentials, route);
   check_policy_has_identity(doc, map, route);
   route.tools.insert(policy.tools.begin(), policy.tools.end());
   route.prompts.insert(policy.prompts.begin(), policy.prompts.end());
@@ -986,6 +1155,10 @@ Config read_config(const Document& doc, const YAML::Node& root) {
   check_listeners(doc, top, config);
   if (auto servers = top.find("authorization_servers")) {
     config.authorization_servers = read_authorization_servers(doc, *servers);
+  }
+  // Before the routes, which refer to credentials by name.
+  if (auto credentials = top.find("credentials")) {
+    config.credentials = read_credentials(doc, *credentials, config.authorization_servers);
   }
   config.routes = read_routes(doc, top.require("routes"), config);
   return config;

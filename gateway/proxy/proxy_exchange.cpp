@@ -10,6 +10,7 @@
 #include "auth/token_cache.h"
 #include "auth/token_lookup.h"
 #include "mcp/tools_filter.h"
+#include "credentials/service_tokens.h"
 
 #include "observability/log.h"
 #include "proxy/header_rules.h"
@@ -68,6 +69,7 @@ void ProxyExchange::continue_from_authentication() {
   if (client_gone_) return;
   if (authenticate() != Stage::Continue) return;
   if (authorize() != Stage::Continue) return;
+  if (choose_credential() != Stage::Continue) return;
   forward();
 }
 
@@ -324,6 +326,52 @@ ProxyExchange::Stage ProxyExchange::authorize() {
   return Stage::Responded;
 }
 
+ProxyExchange::Stage ProxyExchange::choose_credential() {
+  const auto& route = *match_.route;
+  std::string name = route.upstream_credential;
+  if (!rpc_.is_batch && rpc_.method == "tools/call" && rpc_.has_name)
+    if (auto rule = route.tools.find(rpc_.name); rule != route.tools.end() && rule->second.credential)
+      name = *rule->second.credential;
+  const auto found = config_->credentials.find(name);
+  credential_ = found == config_->credentials.end() ? nullptr : &found->second;
+  if (credential_ == nullptr) return Stage::Continue;  // "none"
+  switch (credential_->type) {
+    case config::CredentialType::None:
+      credential_ = nullptr;
+      return Stage::Continue;
+    case config::CredentialType::Passthrough:
+      credential_value_ = "Bearer " + token_;
+      return Stage::Continue;
+    case config::CredentialType::Static:
+      credential_value_ = credential_->value;
+      return Stage::Continue;
+    case config::CredentialType::ClientCredentials:
+      break;
+  }
+  auto server = worker_.auth ? worker_.auth->find(credential_->server) : nullptr;
+  if (!server) {
+    respond_error(500, "internal_error", "the route's upstream credential has no authorization server");
+    return Stage::Responded;
+  }
+  if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
+  int retry_after_s = 1;
+  switch (worker_.service_tokens.get(*credential_, *server, worker_.fetch_context(), {&worker_.loop, waiter_},
+                                     &credential_value_, &retry_after_s)) {
+    case credentials::ServiceTokens::State::Ready:
+      return Stage::Continue;
+    case credentials::ServiceTokens::State::Waiting:
+      return Stage::Stopped;
+    case credentials::ServiceTokens::State::Unavailable:
+      break;
+  }
+  http::HeaderList headers = cors_headers();
+  headers.add("Retry-After", std::to_string(std::max(1, retry_after_s)));
+  complete(503);
+  connection_.send_error({503, "credential_unavailable", "the gateway cannot obtain the upstream's credential now"},
+                         jsonrpc_id_, headers);
+  return Stage::Responded;
+}
+
 // The route's required scopes plus those of every method, tool, prompt and resource the body names
 // (every element of a batch): the step-up challenge asks for all of them.
 std::vector<std::string> ProxyExchange::scopes_needed() const {
@@ -373,6 +421,7 @@ void ProxyExchange::forward() {
   upstream_request.url = upstream_url_for(match_, request.query);
   upstream_request.headers = upstream_request_headers(request.headers, facts);
   if (route.forward_identity && identity_) add_identity_headers(*identity_, upstream_request.headers);
+  if (credential_ != nullptr) upstream_request.headers.set(credential_->header, credential_value_);
   if (route.filter_tools_list && identity_ && rpc_.method == "tools/list" && rpc_.is_request && !rpc_.is_batch) {
     tools_filter_ = ToolsFilter::Pending;
     upstream_request.headers.set("Accept-Encoding", "identity");  // the gateway must read the result
@@ -387,6 +436,11 @@ void ProxyExchange::forward() {
 
 void ProxyExchange::on_response_head(int status, http::HeaderList headers) {
   upstream_status_ = status;
+  if (status == 401 && !replayed_ && credential_ != nullptr &&
+      credential_->type == config::CredentialType::ClientCredentials) {
+    replaying_ = true;  // nothing of this answer reaches the client
+    return;
+  }
   upstream_seconds_ = seconds_since(upstream_started_at_);
   streaming_ = is_event_stream(headers);
   if (streaming_) ++worker_.metrics.active_streams;
@@ -419,6 +473,7 @@ void ProxyExchange::on_response_head(int status, http::HeaderList headers) {
 bool ProxyExchange::can_take_data() { return !connection_.over_high_water(); }
 
 void ProxyExchange::on_response_data(const char* data, std::size_t length) {
+  if (replaying_) return;
   bytes_out_ += length;
   if (rewriting_endpoint_) {
     relay_endpoint_events(data, length);
@@ -531,6 +586,20 @@ bool ProxyExchange::tool_allowed(std::string_view tool) const {
 }
 
 void ProxyExchange::on_transfer_done(upstream::TransferError error, const std::string& detail) {
+  if (replaying_) {
+    // Refresh-on-401: a new service token, the same request once more (the body is
+    // still the connection's). Resumed from the loop: this transfer is still on the stack.
+    replaying_ = false;
+    replayed_ = true;
+    upstream_status_ = 0;
+    worker_.service_tokens.invalidate(credential_->name);
+    retired_transfer_ = std::move(transfer_);
+    if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
+    worker_.loop.post([weak = std::weak_ptr<auth::Waiter>(waiter_)] {
+      if (auto waiter = weak.lock()) waiter->resume();
+    });
+    return;
+  }
   if (error == upstream::TransferError::None && tools_filter_ == ToolsFilter::BufferJson) {
     finish_buffered_tools_list();
     return;

@@ -42,6 +42,8 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   Stage verify_jwt_token(auth::AuthorizationServer& server);
   Stage verify_by_lookup(auth::AuthorizationServer& server);
   Stage authorize();
+  // Picks the credential for the upstream (tool override, else the route's) and its header value.
+  Stage choose_credential();
   void forward();
   void respond_challenge(const auth::Challenge& challenge);
   auth::ChallengeContext challenge_context(std::vector<std::string> scopes) const;
@@ -76,6 +78,11 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   bool refetched_keys_ = false;
   bool client_gone_ = false;
   bool origin_checked_ = false;  // a present Origin passed the route's allowlist
+  const config::CredentialConfig* credential_ = nullptr;  // null: nothing injected
+  std::string credential_value_;
+  bool replaying_ = false;   // the upstream refused the injected credential: retry once with a new one
+  bool replayed_ = false;
+  std::unique_ptr<upstream::Transfer> retired_transfer_;  // the refused attempt, kept until the exchange dies
   std::unique_ptr<upstream::Transfer> transfer_;
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point upstream_started_at_;

@@ -11,6 +11,7 @@
 #include "auth/authorization_server.h"
 #include "auth/token_cache.h"
 #include "config/config.h"
+#include "credentials/service_tokens.h"
 #include "core/event_loop.h"
 #include "http/server.h"
 #include "http/tls.h"
@@ -37,6 +38,7 @@ struct Worker {
   std::shared_ptr<auth::AuthRegistry> auth;  // authorization servers of that snapshot
   http::TlsContextPtr tls;    // the context new connections use
   auth::TokenCache token_cache;
+  credentials::ServiceTokens service_tokens;  // client_credentials tokens of this loop
   // userinfo/introspection calls in flight, by token cache key: the answer (shared with
   // every request that joined, so it reaches them even when it is not cached) and who waits.
   struct PendingLookup {

@@ -401,7 +401,7 @@ TEST_CASE("config: unknown keys name the key and where it is") {
 }
 
 TEST_CASE("config: top-level sections of later capabilities are not supported yet") {
-  for (const char* key : {"credentials", "token_store", "session_envelope", "plugins"}) {
+  for (const char* key : {"token_store", "session_envelope", "plugins"}) {
     for (const char* value : {" {a: 1}", " [x]", "", " {}", " []", " null"}) {
       CAPTURE(key);
       CAPTURE(value);
@@ -412,7 +412,7 @@ TEST_CASE("config: top-level sections of later capabilities are not supported ye
 }
 
 TEST_CASE("config: route keys of later capabilities are not supported yet") {
-  for (const char* key : {"upstream_credential", "rate_limits"}) {
+  for (const char* key : {"rate_limits"}) {
     CAPTURE(key);
     CHECK_CONFIG_ERROR(with_route(std::string(kRouteBody) + "    " + key + ": x\n"), "test.yaml:8:5: ",
                        std::string("routes[0].") + key + ": not supported yet (");
@@ -476,8 +476,9 @@ TEST_CASE("config: a list of upstreams is not supported yet") {
 }
 
 TEST_CASE("config: the design's full config is rejected as not supported yet, not as unknown") {
-  // authorization_servers and the jwt route parts are supported now; credentials, the token
-  // store, the session envelope, plugins, upstream_credential and rate_limits are not.
+  // authorization_servers, the jwt route parts and the static, passthrough and
+  // client_credentials credentials are supported now; delegated and token_exchange credentials,
+  // the token store, the session envelope, plugins and rate_limits are not.
   // The user-facing shape from the design (shared/design/config.yaml), abridged.
   const std::string server = R"(server:
   listen: "0.0.0.0:8443"
@@ -498,7 +499,7 @@ log:
   level: info
   format: json
 )";
-  const std::string sections = R"(authorization_servers:
+  const std::string supported_sections = R"(authorization_servers:
   corp:
     issuer: "https://auth.example.com/oidc"
     type: oidc
@@ -507,11 +508,16 @@ log:
       id: mcpgate
       secret: ${MCPGATE_CLIENT_SECRET}
 credentials:
+  user-api:
+    type: delegated
+    server: corp
+    scopes: [openid, profile, offline_access]
   api-key:
     type: static
     header: X-Api-Key
     value: ${UPSTREAM_API_KEY}
-token_store:
+)";
+  const std::string unsupported_sections = R"(token_store:
   backend: memory
 session_envelope:
   key_file: /etc/mcpgate/session.key
@@ -539,27 +545,43 @@ plugins:
     filter_tools_list: true
     tools:
       create_note:  { scopes: [write:notes] }
+      get-current-time: { credential: none }
     methods:
       resources/read: { scopes: [read:notes] }
 )";
   ScopedEnv admin_token("MCPGATE_ADMIN_TOKEN", nullptr);  // keys are checked before any value
   ScopedEnv client_secret("MCPGATE_CLIENT_SECRET", nullptr);
-  CHECK_CONFIG_ERROR(server + sections + routes, "test.yaml:27:1: ", "credentials: not supported yet (");
+  ScopedEnv api_key("UPSTREAM_API_KEY", nullptr);
+  CHECK_CONFIG_ERROR(server + supported_sections + unsupported_sections + routes, "test.yaml:36:1: ",
+                     "token_store: not supported yet (");
 
   // Without the top-level sections, the route reports its first unsupported key.
   ScopedEnv set_token("MCPGATE_ADMIN_TOKEN", "t");
-  CHECK_CONFIG_ERROR(server + routes, "test.yaml:31:5: ", "routes[0].upstream_credential: not supported yet (");
+  CHECK_CONFIG_ERROR(server + routes, "test.yaml:33:5: ", "routes[0].rate_limits: not supported yet (");
 
-  // With those removed, the design's authorization server and jwt route load.
+  // The delegated credential is read before the routes that use it.
   ScopedEnv set_secret("MCPGATE_CLIENT_SECRET", "s");
-  const std::string auth_servers = sections.substr(0, sections.find("credentials:"));
+  ScopedEnv set_api_key("UPSTREAM_API_KEY", "k3y");
+  CHECK_CONFIG_ERROR(server + supported_sections + routes, "test.yaml:29:11: ",
+                     "credentials.user-api.type: credential type 'delegated' is not supported yet");
+
+  // With those removed, the design's authorization server, static credential and jwt route load.
+  std::string sections = supported_sections;
+  const std::string_view delegated =
+      "  user-api:\n    type: delegated\n    server: corp\n    scopes: [openid, profile, offline_access]\n";
+  sections.erase(sections.find(delegated), delegated.size());
   std::string supported_routes = routes;
-  for (std::string_view line : {"    upstream_credential: user-api\n",
-                                "    rate_limits:\n      - { per: subject, tool: delete_note, rate: 10/min, burst: 5 }\n"}) {
+  for (std::string_view line : {"    rate_limits:\n      - { per: subject, tool: delete_note, rate: 10/min, burst: 5 }\n"}) {
     supported_routes.erase(supported_routes.find(line), line.size());
   }
-  const ConfigPtr config = load(server + auth_servers + supported_routes);
+  const std::string_view user_api = "upstream_credential: user-api";
+  supported_routes.replace(supported_routes.find(user_api), user_api.size(), "upstream_credential: api-key");
+  const ConfigPtr config = load(server + sections + supported_routes);
   CHECK(config->authorization_servers.at("corp").client_secret == "s");
+  CHECK(config->credentials.at("api-key").value == "k3y");
+  CHECK(config->credentials.at("api-key").header == "X-Api-Key");
+  CHECK(config->routes.at(0).upstream_credential == "api-key");
+  CHECK(config->routes.at(0).tools.at("get-current-time").credential == std::optional<std::string>("none"));
   CHECK(config->routes.at(0).auth.type == AuthType::Jwt);
   CHECK(config->routes.at(0).auth.scopes_supported == std::vector<std::string>{"read:notes", "write:notes"});
 }
@@ -1176,8 +1198,10 @@ TEST_CASE("config: jwt leeway_s and cache_ttl_s") {
 }
 
 TEST_CASE("config: route tools and methods rules") {
-  CHECK_CONFIG_ERROR(with_jwt_route("    tools:\n      get-current-time: {credential: none}\n"), "test.yaml:11:26: ",
-                     "routes[0].tools.get-current-time.credential: not supported yet (upstream credentials)");
+  CHECK(load(with_jwt_route("    tools:\n      get-current-time: {credential: none}\n"))
+            ->routes.at(0)
+            .tools.at("get-current-time")
+            .credential == std::optional<std::string>("none"));
   CHECK_CONFIG_ERROR(with_jwt_route("    tools:\n      t: {scope: [a]}\n"), "test.yaml:11:11: ",
                      "unknown key 'scope' in routes[0].tools.t");
   CHECK_CONFIG_ERROR(with_jwt_route("    methods:\n      tools/call: {credential: x}\n"), "test.yaml:11:20: ",
@@ -1294,4 +1318,308 @@ TEST_CASE("config: per-prompt and per-resource scope rules") {
   CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth: {type: none}\n"
                                 "    prompts:\n      report: {scopes: [admin]}\n"),
                      "test.yaml:", "needs an auth type that identifies the caller");
+}
+
+// ---- Upstream credentials ----
+
+namespace {
+
+// Authorization servers for credentials (14 lines): 'corp' with a confidential client, 'public'
+// with a public client, 'bare' without a client, 'manual' with manual metadata and no
+// token_endpoint.
+constexpr const char* kCredentialServers =
+    "authorization_servers:\n"
+    "  corp:\n"
+    "    issuer: \"https://auth.example.com\"\n"
+    "    client: {id: gw, secret: s3cret}\n"
+    "  public:\n"
+    "    issuer: \"https://public.example.com\"\n"
+    "    client: {id: spa}\n"
+    "  bare:\n"
+    "    issuer: \"https://bare.example.com\"\n"
+    "  manual:\n"
+    "    issuer: \"https://m.example.com\"\n"
+    "    discovery: off\n"
+    "    metadata: {jwks_uri: \"https://m.example.com/jwks\"}\n"
+    "    client: {id: gw, secret: s}\n";
+
+// A valid config (one auth-none route, lines 1-7), the servers above (lines 8-21), then
+// `credentials:` on line 22 with `body` from line 23 (names at column 3, keys at column 5).
+std::string with_credentials(const std::string& body) {
+  return with_route(kRouteBody) + kCredentialServers + "credentials:\n" + body;
+}
+
+// The servers above (lines 1-14), credentials 'pt' (passthrough) and 'key' (static) on lines
+// 15-17, then a config whose only route has `body` from line 22 (keys at column 5).
+std::string with_credential_route(const std::string& body) {
+  return std::string(kCredentialServers) + "credentials:\n  pt: {type: passthrough}\n  key: {type: static, value: k}\n" +
+         with_route(body);
+}
+
+constexpr const char* kOpenRouteStart = "    path: /notes\n    upstream: \"http://127.0.0.1:3001/mcp\"\n    auth: {type: none}\n";
+constexpr const char* kJwtRouteStart =
+    "    path: /notes\n    upstream: \"http://127.0.0.1:3001/mcp\"\n    auth: {type: jwt, server: corp}\n";
+
+}  // namespace
+
+TEST_CASE("config: a full credentials config loads every field") {
+  ScopedEnv api_key("MCPGATE_TEST_API_KEY", "k3y: \"x\"");
+  const std::string yaml = std::string(kCredentialServers) + R"(credentials:
+  api-key:
+    type: static
+    header: X-Api-Key
+    value: ${MCPGATE_TEST_API_KEY}
+  basic:
+    type: static
+    value: "Basic dXNlcjpwYXNz"
+  pt:
+    type: passthrough
+  svc:
+    type: client_credentials
+    server: corp
+    scopes: [errors:read, errors:write]
+    resource: "https://API.internal.example.com/v1"
+    audience: api-internal
+    auth_method: client_secret_post
+    header: X-Upstream-Token
+    refresh_before_expiry_s: 60
+  svc-min:
+    type: client_credentials
+    server: corp
+    refresh_before_expiry_s: 0
+server:
+  listen: "127.0.0.1:8080"
+routes:
+  - name: notes
+    path: /notes
+    upstream: "http://127.0.0.1:3001/mcp"
+    auth: {type: jwt, server: corp}
+    upstream_credential: pt
+    tools:
+      query-recent-errors: {credential: svc, scopes: [errors]}
+      get-current-time: {credential: none}
+      create_note: {scopes: [write]}
+  - name: open
+    path: /open
+    upstream: "http://127.0.0.1:3002/mcp"
+    auth: {type: none}
+    upstream_credential: api-key
+  - name: plain
+    path: /plain
+    upstream: "http://127.0.0.1:3003/mcp"
+    auth: {type: none}
+  - name: explicit-none
+    path: /explicit-none
+    upstream: "http://127.0.0.1:3004/mcp"
+    auth: {type: none}
+    upstream_credential: none
+)";
+  const ConfigPtr config = load(yaml);
+  REQUIRE(config->credentials.size() == 5);
+
+  const CredentialConfig& api = config->credentials.at("api-key");
+  CHECK(api.name == "api-key");
+  CHECK(api.type == CredentialType::Static);
+  CHECK(api.header == "X-Api-Key");
+  CHECK(api.value == "k3y: \"x\"");
+  CHECK(api.server.empty());
+
+  const CredentialConfig& basic = config->credentials.at("basic");
+  CHECK(basic.type == CredentialType::Static);
+  CHECK(basic.header == "Authorization");
+  CHECK(basic.value == "Basic dXNlcjpwYXNz");
+
+  const CredentialConfig& pt = config->credentials.at("pt");
+  CHECK(pt.name == "pt");
+  CHECK(pt.type == CredentialType::Passthrough);
+  CHECK(pt.header == "Authorization");
+  CHECK(pt.value.empty());
+
+  const CredentialConfig& svc = config->credentials.at("svc");
+  CHECK(svc.type == CredentialType::ClientCredentials);
+  CHECK(svc.server == "corp");
+  CHECK(svc.scopes == std::vector<std::string>{"errors:read", "errors:write"});
+  CHECK(svc.resource == "https://API.internal.example.com/v1");  // as written
+  CHECK(svc.audience == "api-internal");
+  CHECK(svc.auth_method == ClientAuthMethod::ClientSecretPost);
+  CHECK(svc.header == "X-Upstream-Token");
+  CHECK(svc.refresh_before_expiry_s == 60);
+  CHECK(svc.value.empty());
+
+  const CredentialConfig& svc_min = config->credentials.at("svc-min");
+  CHECK(svc_min.type == CredentialType::ClientCredentials);
+  CHECK(svc_min.server == "corp");
+  CHECK(svc_min.scopes.empty());
+  CHECK(svc_min.resource.empty());
+  CHECK(svc_min.audience.empty());
+  CHECK(svc_min.auth_method == ClientAuthMethod::ClientSecretBasic);
+  CHECK(svc_min.header == "Authorization");
+  CHECK(svc_min.refresh_before_expiry_s == 0);
+
+  REQUIRE(config->routes.size() == 4);
+  const RouteConfig& notes = config->routes[0];
+  CHECK(notes.upstream_credential == "pt");
+  CHECK(notes.tools.at("query-recent-errors").credential == std::optional<std::string>("svc"));
+  CHECK(notes.tools.at("query-recent-errors").scopes == std::vector<std::string>{"errors"});
+  CHECK(notes.tools.at("get-current-time").credential == std::optional<std::string>("none"));
+  CHECK_FALSE(notes.tools.at("create_note").credential.has_value());
+  CHECK(config->routes[1].upstream_credential == "api-key");
+  CHECK(config->routes[2].upstream_credential == "none");
+  CHECK(config->routes[3].upstream_credential == "none");
+}
+
+TEST_CASE("config: credentials may be absent, null or empty; otherwise a map") {
+  CHECK(load(with_route(kRouteBody))->credentials.empty());
+  CHECK(load(with_route(kRouteBody) + "credentials:\n")->credentials.empty());
+  CHECK(load(with_route(kRouteBody) + "credentials: {}\n")->credentials.empty());
+  CHECK_CONFIG_ERROR(with_route(kRouteBody) + "credentials: [a]\n", "test.yaml:8:14: ",
+                     "credentials: expected a map (got a list)");
+  CHECK_CONFIG_ERROR(with_credentials("  x: static\n"), "test.yaml:23:6: ", "credentials.x: expected a map (got a scalar)");
+}
+
+TEST_CASE("config: credential names") {
+  CHECK_CONFIG_ERROR(with_credentials("  none: {type: passthrough}\n"), "test.yaml:23:3: ",
+                     "credentials.none: the name 'none' is reserved");
+  CHECK_CONFIG_ERROR(with_credentials("  \"a b\": {type: passthrough}\n"), "test.yaml:23:3: ",
+                     "credentials.a b: the name may contain only letters, digits, '_', '.' and '-'");
+  CHECK_CONFIG_ERROR(with_credentials("  x: {type: passthrough}\n  x: {type: passthrough}\n"), "test.yaml:24:3: ",
+                     "duplicate key 'x' in credentials");
+}
+
+TEST_CASE("config: credential types") {
+  CHECK_CONFIG_ERROR(with_credentials("  x: {}\n"), "test.yaml:23:6: ", "credentials.x: missing required key 'type'");
+  CHECK_CONFIG_ERROR(with_credentials("  x: {type: delegated, server: corp}\n"), "test.yaml:23:13: ",
+                     "credentials.x.type: credential type 'delegated' is not supported yet");
+  CHECK_CONFIG_ERROR(with_credentials("  x: {type: token_exchange}\n"), "test.yaml:23:13: ",
+                     "credentials.x.type: credential type 'token_exchange' is not supported yet");
+  CHECK_CONFIG_ERROR(with_credentials("  x: {type: bearer}\n"), "test.yaml:23:13: ",
+                     "credentials.x.type: unknown credential type 'bearer' (expected static, passthrough or "
+                     "client_credentials)");
+  CHECK_CONFIG_ERROR(with_credentials("  x: {type: [static]}\n"), "test.yaml:23:13: ",
+                     "credentials.x.type: expected a string (got a list)");
+}
+
+TEST_CASE("config: static credentials") {
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n"), "test.yaml:24:5: ",
+                     "credentials.x: missing required key 'value'");
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value: \"\"\n"), "test.yaml:25:12: ",
+                     "credentials.x.value: must not be empty");
+  {
+    ScopedEnv value("MCPGATE_TEST_VALUE", "secret\r\nX-Evil: 1");
+    const std::string message = error_for(with_credentials("  x:\n    type: static\n    value: ${MCPGATE_TEST_VALUE}\n"));
+    CHECK(message.rfind("test.yaml:25:12: ", 0) == 0);
+    CHECK(contains(message, "credentials.x.value: must not contain control characters"));
+    CHECK_FALSE(contains(message, "secret"));  // never echoed
+  }
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value: \"k \"\n"), "test.yaml:25:12: ",
+                     "credentials.x.value: must not begin or end with whitespace");
+  CHECK(load(with_credentials("  x:\n    type: static\n    value: \"Bearer a\\tb\"\n"))->credentials.at("x").value ==
+        "Bearer a\tb");
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value: k\n    header: \"X Api\"\n"), "test.yaml:26:13: ",
+                     "credentials.x.header: 'X Api' is not a header name");
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value: k\n    header: \"X-Api:\"\n"), "test.yaml:26:13: ",
+                     "credentials.x.header: 'X-Api:' is not a header name");
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value: k\n    header: \"\"\n"), "test.yaml:26:13: ",
+                     "credentials.x.header: must not be empty");
+  for (const char* header : {"Host", "content-length", "Transfer-Encoding", "Connection"}) {
+    CAPTURE(header);
+    CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value: k\n    header: " + std::string(header) + "\n"),
+                       "test.yaml:26:13: ", "credentials.x.header: '" + std::string(header) + "' frames or routes the request");
+  }
+  CHECK(load(with_credentials("  x:\n    type: static\n    value: k\n    header: X-Key_1.v2\n"))->credentials.at("x").header ==
+        "X-Key_1.v2");
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value: k\n    server: corp\n"), "test.yaml:26:5: ",
+                     "unknown key 'server' in credential 'x'");
+}
+
+TEST_CASE("config: passthrough credentials take no other key") {
+  for (const char* key : {"header", "value", "server", "scopes"}) {
+    CAPTURE(key);
+    CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: passthrough\n    " + std::string(key) + ": X\n"), "test.yaml:25:5: ",
+                       "unknown key '" + std::string(key) + "' in credential 'x'");
+  }
+}
+
+TEST_CASE("config: client_credentials credentials") {
+  const std::string cc = "  x:\n    type: client_credentials\n";  // lines 23-24
+  CHECK_CONFIG_ERROR(with_credentials(cc), "test.yaml:24:5: ", "credentials.x: missing required key 'server'");
+  CHECK_CONFIG_ERROR(with_credentials(cc + "    server: nope\n"), "test.yaml:25:13: ",
+                     "credentials.x.server: unknown authorization server 'nope' (not defined under authorization_servers)");
+  CHECK_CONFIG_ERROR(with_credentials(cc + "    server: public\n"), "test.yaml:25:13: ",
+                     "credentials.x.server: authorization server 'public' needs client.id and client.secret for the "
+                     "client_credentials grant");
+  CHECK_CONFIG_ERROR(with_credentials(cc + "    server: bare\n"), "test.yaml:25:13: ",
+                     "credentials.x.server: authorization server 'bare' needs client.id and client.secret");
+  CHECK_CONFIG_ERROR(with_credentials(cc + "    server: manual\n"), "test.yaml:25:13: ",
+                     "credentials.x.server: authorization server 'manual' has manual metadata without a 'token_endpoint'");
+  const std::string with_server = cc + "    server: corp\n";  // keys from line 26
+  CHECK(load(with_credentials(with_server))->credentials.at("x").server == "corp");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    scopes: [\"a b\"]\n"), "test.yaml:26:14: ",
+                     "credentials.x.scopes[0]: invalid scope 'a b'");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    scopes: [a, a]\n"), "test.yaml:26:17: ",
+                     "credentials.x.scopes[1]: 'a' is listed twice");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    scopes: a\n"), "test.yaml:26:13: ",
+                     "credentials.x.scopes: expected a list of scopes (got a scalar)");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    resource: api.example.com\n"), "test.yaml:26:15: ",
+                     "credentials.x.resource: invalid URL");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    resource: \"ftp://api.example.com\"\n"), "test.yaml:26:15: ",
+                     "credentials.x.resource: invalid URL");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    audience: \"\"\n"), "test.yaml:26:15: ",
+                     "credentials.x.audience: must not be empty");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    auth_method: private_key_jwt\n"), "test.yaml:26:18: ",
+                     "credentials.x.auth_method: expected one of client_secret_basic, client_secret_post");
+  CHECK(load(with_credentials(with_server + "    auth_method: client_secret_basic\n"))->credentials.at("x").auth_method ==
+        ClientAuthMethod::ClientSecretBasic);
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    refresh_before_expiry_s: 86401\n"), "test.yaml:26:30: ",
+                     "credentials.x.refresh_before_expiry_s: expected at most 86400");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    refresh_before_expiry_s: -1\n"), "test.yaml:26:30: ",
+                     "credentials.x.refresh_before_expiry_s: expected a non-negative integer");
+  CHECK(load(with_credentials(with_server + "    refresh_before_expiry_s: 86400\n"))
+            ->credentials.at("x")
+            .refresh_before_expiry_s == 86400);
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    header: \"a@b\"\n"), "test.yaml:26:13: ",
+                     "credentials.x.header: 'a@b' is not a header name");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    value: k\n"), "test.yaml:26:5: ",
+                     "unknown key 'value' in credential 'x'");
+}
+
+TEST_CASE("config: route upstream_credential") {
+  CHECK(load(with_credential_route(kOpenRouteStart))->routes.at(0).upstream_credential == "none");
+  CHECK(load(with_credential_route(std::string(kOpenRouteStart) + "    upstream_credential: key\n"))
+            ->routes.at(0)
+            .upstream_credential == "key");
+  CHECK(load(with_credential_route(std::string(kJwtRouteStart) + "    upstream_credential: pt\n"))
+            ->routes.at(0)
+            .upstream_credential == "pt");
+  CHECK_CONFIG_ERROR(with_credential_route(std::string(kOpenRouteStart) + "    upstream_credential: nope\n"),
+                     "test.yaml:25:26: ",
+                     "routes[0].upstream_credential: unknown credential 'nope' (not defined under credentials");
+  CHECK_CONFIG_ERROR(with_credential_route(std::string(kOpenRouteStart) + "    upstream_credential: \"\"\n"),
+                     "test.yaml:25:26: ", "routes[0].upstream_credential: must not be empty");
+  CHECK_CONFIG_ERROR(with_credential_route(std::string(kOpenRouteStart) + "    upstream_credential: [key]\n"),
+                     "test.yaml:25:26: ", "routes[0].upstream_credential: expected a string (got a list)");
+  CHECK_CONFIG_ERROR(with_credential_route(std::string(kOpenRouteStart) + "    upstream_credential: pt\n"),
+                     "test.yaml:25:26: ",
+                     "routes[0].upstream_credential: credential 'pt' is passthrough, and passthrough needs an "
+                     "authenticated caller (route 'notes' has auth type 'none'");
+}
+
+TEST_CASE("config: tool rule credential") {
+  CHECK(load(with_credential_route(std::string(kJwtRouteStart) + "    tools:\n      t: {credential: pt}\n"))
+            ->routes.at(0)
+            .tools.at("t")
+            .credential == std::optional<std::string>("pt"));
+  CHECK_CONFIG_ERROR(with_credential_route(std::string(kJwtRouteStart) + "    tools:\n      t: {credential: nope}\n"),
+                     "test.yaml:26:23: ", "routes[0].tools.t.credential: unknown credential 'nope'");
+  CHECK_CONFIG_ERROR(with_credential_route(std::string(kJwtRouteStart) + "    tools:\n      t: {credential: [pt]}\n"),
+                     "test.yaml:26:23: ", "routes[0].tools.t.credential: expected a string (got a list)");
+  CHECK_CONFIG_ERROR(with_credential_route(std::string(kOpenRouteStart) + "    tools:\n      t: {credential: pt}\n"),
+                     "test.yaml:26:23: ",
+                     "routes[0].tools.t.credential: credential 'pt' is passthrough, and passthrough needs an "
+                     "authenticated caller");
+  // Any other tool rule on an auth-none route is refused as before.
+  CHECK_CONFIG_ERROR(with_credential_route(std::string(kOpenRouteStart) + "    tools:\n      t: {credential: key}\n"),
+                     "test.yaml:25:5: ", "routes[0].tools: needs an auth type that identifies the caller");
+  CHECK_CONFIG_ERROR(with_credential_route(std::string(kJwtRouteStart) + "    prompts:\n      p: {credential: key}\n"),
+                     "test.yaml:26:11: ", "unknown key 'credential' in routes[0].prompts.p");
 }

@@ -1,0 +1,149 @@
+// Upstream credentials injected by the gateway: static, passthrough (explicit opt-in) and
+// client_credentials (a service account at the real oidc-provider), with refresh-on-401.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+
+import * as jose from 'jose';
+
+import { startOidcProvider, CLIENTS } from '../support/oidc-provider.mjs';
+import { getTokenViaAuthCode } from '../support/oauth-client.mjs';
+import { freePort, mcpPost, startEchoUpstream, startGateway, toYaml } from '../support/harness.mjs';
+
+const toolCall = (name, id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+
+// MOCK BY NECESSITY: an upstream API that refuses the first bearer token it is shown
+// (as a real one does when a token was revoked), so the gateway's refresh-on-401 is visible.
+async function startPickyUpstream() {
+  const refused = new Set();
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    const auth = req.headers.authorization ?? '';
+    seen.push(auth);
+    req.resume();
+    req.on('end', () => {
+      if (refused.size === 0 && auth) {
+        refused.add(auth);
+        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="invalid_token"' });
+        res.end('{"error":"invalid_token"}');
+        return;
+      }
+      const ok = !refused.has(auth);
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: ok ? 'accepted' : 'refused' }] } }));
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/mcp`,
+    seen,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+describe('upstream credentials', () => {
+  let idp;
+  let echo;
+  let picky;
+  let gw;
+  let base;
+  const apiResource = 'https://api.internal.example';
+
+  before(async () => {
+    idp = await startOidcProvider();
+    echo = await startEchoUpstream();
+    picky = await startPickyUpstream();
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    gw = await startGateway({
+      port,
+      env: { UPSTREAM_API_KEY: 'k-123-secret' },
+      routes: [
+        {
+          name: 'svc',
+          path: '/svc',
+          upstream: `${echo.origin}/mcp`,
+          auth: { type: 'jwt', server: 'idp' },
+          upstream_credential: 'service',
+          tools: { 'get-time': { credential: 'none' }, 'call-api': { credential: 'api-key' } },
+        },
+        {
+          name: 'pass',
+          path: '/pass',
+          upstream: `${echo.origin}/mcp`,
+          auth: { type: 'jwt', server: 'idp' },
+          upstream_credential: 'mine',
+        },
+        { name: 'picky', path: '/picky', upstream: picky.url, auth: { type: 'jwt', server: 'idp' }, upstream_credential: 'service' },
+      ],
+      extraYaml: toYaml({
+        authorization_servers: {
+          idp: { issuer: idp.issuer, client: { id: CLIENTS.svc.clientId, secret: CLIENTS.svc.clientSecret } },
+        },
+        credentials: {
+          service: { type: 'client_credentials', server: 'idp', scopes: ['read:notes'], resource: apiResource },
+          'api-key': { type: 'static', header: 'X-Api-Key', value: '${UPSTREAM_API_KEY}' },
+          mine: { type: 'passthrough' },
+        },
+      }),
+    });
+  });
+
+  after(async () => {
+    try {
+      await gw?.stopCleanly();
+    } finally {
+      await Promise.all([idp?.stop(), echo?.close(), picky?.close()]);
+    }
+  });
+
+  const callerToken = async (route) =>
+    (await getTokenViaAuthCode({ issuer: idp.issuer, resource: `${base}/${route}`, scope: 'openid read:notes' })).access_token;
+
+  it('client_credentials: the upstream gets the service token, never the caller\'s', async () => {
+    const token = await callerToken('svc');
+    const res = await mcpPost(`${base}/svc`, toolCall('query'), { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 200, res.text);
+    const seen = echo.requests.at(-1).headers.authorization;
+    assert.match(seen, /^Bearer /);
+    assert.notEqual(seen, `Bearer ${token}`);
+    const claims = jose.decodeJwt(seen.slice(7));
+    assert.equal(claims.aud, apiResource, 'RFC 8707 resource asked for');
+    assert.equal(claims.client_id, CLIENTS.svc.clientId);
+    // Cached per event loop: six calls over the gateway's two loops use at most two grants.
+    const used = new Set([seen]);
+    for (let i = 0; i < 6; i++) {
+      await mcpPost(`${base}/svc`, toolCall('query', i + 2), { headers: { authorization: `Bearer ${token}` } });
+      used.add(echo.requests.at(-1).headers.authorization);
+    }
+    assert.ok(used.size <= 2, `service tokens reused, saw ${used.size} distinct`);
+    assert.ok(!gw.logs().includes(seen.slice(7)), 'the service token never appears in logs');
+  });
+
+  it('per-tool override: credential none sends nothing, a static key goes in its header', async () => {
+    const token = await callerToken('svc');
+    await mcpPost(`${base}/svc`, toolCall('get-time'), { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(echo.requests.at(-1).headers.authorization, undefined);
+    await mcpPost(`${base}/svc`, toolCall('call-api'), { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(echo.requests.at(-1).headers['x-api-key'], 'k-123-secret');
+    assert.equal(echo.requests.at(-1).headers.authorization, undefined);
+    assert.ok(!gw.logs().includes('k-123-secret'), 'the static value never appears in logs');
+  });
+
+  it('passthrough (explicit opt-in): the caller\'s token is forwarded, with a warning at start', async () => {
+    const token = await callerToken('pass');
+    const res = await mcpPost(`${base}/pass`, toolCall('x'), { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(echo.requests.at(-1).headers.authorization, `Bearer ${token}`);
+    assert.ok(gw.jsonLogs().some((l) => l.level === 'warning' && l.credential === 'mine'), 'passthrough warned about');
+  });
+
+  it('refresh-on-401: a refused service token is replaced and the request replayed once', async () => {
+    const token = await callerToken('picky');
+    const res = await mcpPost(`${base}/picky`, toolCall('x', 5), { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json.result.content[0].text, 'accepted');
+    assert.equal(picky.seen.length, 2, 'one refused attempt, one replay');
+    assert.notEqual(picky.seen[0], picky.seen[1], 'the replay carried a new token');
+  });
+});
