@@ -33,16 +33,17 @@ std::string apply_overrides(json_t* metadata, const std::string& overrides_json)
 }
 
 
-void resume_all(std::vector<WaitHandle>& waiters) {
+}  // namespace
+
+void resume_waiters(std::vector<WaitHandle>& waiters) {
   for (auto& handle : waiters) {
     if (handle.loop == nullptr) continue;
     handle.loop->post([weak = handle.waiter] {
       if (auto waiter = weak.lock()) waiter->resume();
     });
   }
+  waiters.clear();
 }
-
-}  // namespace
 
 std::string metadata_string(const std::string& metadata_json, const char* key) {
   JsonPtr object = load_object(metadata_json);
@@ -248,7 +249,7 @@ void AuthorizationServer::finish_attempt(bool succeeded, const std::string& erro
         .field("server", config_.name)
         .field("error", error)
         .emit();
-  resume_all(waiters);
+  resume_waiters(waiters);
 }
 
 AuthRegistry::AuthRegistry(const config::Config& config, const AuthRegistry* previous) {

@@ -35,6 +35,9 @@ struct WaitHandle {
   std::weak_ptr<Waiter> waiter;
 };
 
+// Wakes every live waiter on its own loop (posted: never inside the caller's callback); empties `waiters`.
+void resume_waiters(std::vector<WaitHandle>& waiters);
+
 // The worker-side services a fetch needs: where to run it.
 struct FetchContext {
   core::EventLoop* loop = nullptr;

@@ -20,21 +20,6 @@ JsonPtr load_object(const std::string& text) {
   return value;
 }
 
-std::string form_encode(const std::string& text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 std::string compact(json_t* value) {
   std::unique_ptr<char, decltype(&free)> text(json_dumps(value, JSON_COMPACT), &free);
   return text ? text.get() : "";
@@ -107,12 +92,27 @@ LookupResult read_introspection_response(const LookupResponse& response, const I
   return result;
 }
 
+std::string form_urlencode(std::string_view text) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
 std::string introspection_request_body(const std::string& token) {
-  return "token=" + form_encode(token) + "&token_type_hint=access_token";
+  return "token=" + form_urlencode(token) + "&token_type_hint=access_token";
 }
 
 std::string client_secret_basic(const std::string& client_id, const std::string& client_secret) {
-  const std::string credentials = form_encode(client_id) + ":" + form_encode(client_secret);
+  const std::string credentials = form_urlencode(client_id) + ":" + form_urlencode(client_secret);
   std::string encoded(4 * ((credentials.size() + 2) / 3) + 1, '\0');
   const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
                                      reinterpret_cast<const unsigned char*>(credentials.data()),

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "auth/identity.h"
@@ -39,6 +40,8 @@ struct IntrospectionRules {
 LookupResult read_introspection_response(const LookupResponse& response, const IntrospectionRules& rules,
                                          int64_t now_s);
 
+// application/x-www-form-urlencoded encoding of one value (RFC 6749 appendix B).
+std::string form_urlencode(std::string_view text);
 // "token=...&token_type_hint=access_token", form-encoded.
 std::string introspection_request_body(const std::string& token);
 // RFC 6749 §2.3.1 client_secret_basic: Basic base64(urlencode(id):urlencode(secret)).

@@ -17,29 +17,6 @@ constexpr int64_t kFailedGrantBackoffS = 2;
 
 int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
 
-std::string form_encode(const std::string& text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
-void resume(std::vector<auth::WaitHandle>& waiters) {
-  for (auto& handle : waiters)
-    handle.loop->post([weak = handle.waiter] {
-      if (auto waiter = weak.lock()) waiter->resume();
-    });
-  waiters.clear();
-}
-
 }  // namespace
 
 std::string client_credentials_body(const config::CredentialConfig& credential,
@@ -48,12 +25,12 @@ std::string client_credentials_body(const config::CredentialConfig& credential,
   if (!credential.scopes.empty()) {
     std::string scope;
     for (const auto& s : credential.scopes) scope.append(scope.empty() ? "" : " ").append(s);
-    body += "&scope=" + form_encode(scope);
+    body += "&scope=" + auth::form_urlencode(scope);
   }
-  if (!credential.resource.empty()) body += "&resource=" + form_encode(credential.resource);
-  if (!credential.audience.empty()) body += "&audience=" + form_encode(credential.audience);
+  if (!credential.resource.empty()) body += "&resource=" + auth::form_urlencode(credential.resource);
+  if (!credential.audience.empty()) body += "&audience=" + auth::form_urlencode(credential.audience);
   if (credential.auth_method == config::ClientAuthMethod::ClientSecretPost)
-    body += "&client_id=" + form_encode(server.client_id) + "&client_secret=" + form_encode(server.client_secret);
+    body += "&client_id=" + auth::form_urlencode(server.client_id) + "&client_secret=" + auth::form_urlencode(server.client_secret);
   return body;
 }
 
@@ -130,7 +107,7 @@ void ServiceTokens::request_token(const config::CredentialConfig& credential, co
                              entry->expires_at =
                                  entry->obtained_at + (json_is_integer(expires_in) ? json_integer_value(expires_in) : 300);
                            }
-                           resume(entry->waiters);
+                           auth::resume_waiters(entry->waiters);
                          });
 }
 

@@ -270,7 +270,7 @@ ProxyExchange::Stage ProxyExchange::verify_by_lookup(auth::AuthorizationServer& 
     return Stage::Responded;
   }
   auto& pending = worker_.pending_token_lookups[cache_key];
-  pending.waiters.push_back(waiter_);
+  pending.waiters.push_back(wait);
   lookup_ = pending.outcome;
   if (pending.waiters.size() > 1) return Stage::Stopped;  // joined a call in flight
 
@@ -310,10 +310,7 @@ ProxyExchange::Stage ProxyExchange::verify_by_lookup(auth::AuthorizationServer& 
                           *pending.outcome = {true, result.status, result.identity};
                           if (valid_until > now)
                             worker->token_cache.insert(cache_key, {result.status, std::move(result.identity), valid_until});
-                          for (auto& weak : pending.waiters)
-                            worker->loop.post([weak] {
-                              if (auto waiter = weak.lock()) waiter->resume();
-                            });
+                          auth::resume_waiters(pending.waiters);
                         });
   return Stage::Stopped;
 }

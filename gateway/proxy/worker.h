@@ -43,7 +43,7 @@ struct Worker {
   // every request that joined, so it reaches them even when it is not cached) and who waits.
   struct PendingLookup {
     std::shared_ptr<auth::LookupOutcome> outcome = std::make_shared<auth::LookupOutcome>();
-    std::vector<std::weak_ptr<auth::Waiter>> waiters;
+    std::vector<auth::WaitHandle> waiters;
   };
   std::unordered_map<std::string, PendingLookup> pending_token_lookups;
   event* maintenance_timer = nullptr;  // refreshes keys in the background (worker 0 only)
