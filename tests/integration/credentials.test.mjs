@@ -75,15 +75,19 @@ describe('upstream credentials', () => {
           upstream_credential: 'mine',
         },
         { name: 'picky', path: '/picky', upstream: picky.url, auth: { type: 'jwt', server: 'idp' }, upstream_credential: 'service' },
+        { name: 'broken', path: '/broken', upstream: `${echo.origin}/mcp`, auth: { type: 'jwt', server: 'idp' }, upstream_credential: 'refused' },
       ],
       extraYaml: toYaml({
         authorization_servers: {
           idp: { issuer: idp.issuer, client: { id: CLIENTS.svc.clientId, secret: CLIENTS.svc.clientSecret } },
+          // The same provider, but a secret it does not accept: every grant fails.
+          wrongsecret: { issuer: idp.issuer, client: { id: CLIENTS.svc.clientId, secret: 'not-the-secret' } },
         },
         credentials: {
           service: { type: 'client_credentials', server: 'idp', scopes: ['read:notes'], resource: apiResource },
           'api-key': { type: 'static', header: 'X-Api-Key', value: '${UPSTREAM_API_KEY}' },
           mine: { type: 'passthrough' },
+          refused: { type: 'client_credentials', server: 'wrongsecret', scopes: ['read:notes'] },
         },
       }),
     });
@@ -136,6 +140,18 @@ describe('upstream credentials', () => {
     assert.equal(res.status, 200, res.text);
     assert.equal(echo.requests.at(-1).headers.authorization, `Bearer ${token}`);
     assert.ok(gw.jsonLogs().some((l) => l.level === 'warning' && l.credential === 'mine'), 'passthrough warned about');
+  });
+
+  it('a service-account grant the provider refuses: 503 credential_unavailable with Retry-After, nothing forwarded', async () => {
+    const token = await callerToken('broken');
+    const before = echo.requests.length;
+    const res = await mcpPost(`${base}/broken`, toolCall('x', 8), { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.json.id, 8);
+    assert.equal(res.json.error.data.reason, 'credential_unavailable');
+    assert.ok(Number(res.headers.get('retry-after')) >= 1);
+    assert.equal(echo.requests.length, before);
+    assert.ok(!gw.logs().includes('not-the-secret'), 'the client secret never appears in logs');
   });
 
   it('refresh-on-401: a refused service token is replaced and the request replayed once', async () => {
