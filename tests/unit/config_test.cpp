@@ -1285,7 +1285,11 @@ TEST_CASE("config: the example configs in config/ load cleanly") {
   REQUIRE(example->routes.size() >= 2);
   CHECK(example->routes[0].auth.type == AuthType::Jwt);
   CHECK(example->routes[0].auth.server == "corp");
-  CHECK(example->routes[0].tools.size() == 2);
+  CHECK(example->routes[0].tools.size() == 3);
+  CHECK(example->routes[0].tools.at("query-recent-errors").credential == "svc-errors");
+  CHECK(example->credentials.at("svc-errors").type == CredentialType::ClientCredentials);
+  CHECK(example->routes[0].prompts.at("weekly-report").scopes == std::vector<std::string>{"admin"});
+  CHECK(example->routes[0].resources.count("notes://archive") == 1);
 }
 
 TEST_CASE("config: errors from a file are positioned in that file") {
