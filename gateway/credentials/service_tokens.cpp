@@ -111,6 +111,11 @@ void ServiceTokens::request_token(const config::CredentialConfig& credential, co
                          });
 }
 
+void ServiceTokens::clear() {
+  for (auto& [name, entry] : entries_) auth::resume_waiters(entry->waiters);
+  entries_.clear();
+}
+
 void ServiceTokens::invalidate(const std::string& credential_name) {
   auto found = entries_.find(credential_name);
   if (found != entries_.end()) found->second->access_token.clear();

@@ -25,6 +25,9 @@ class ServiceTokens {
             int* retry_after_s);
   // The upstream refused the token: the next get() obtains a new one.
   void invalidate(const std::string& credential_name);
+  // A reload may have changed what a credential asks for: forget every token; requests
+  // waiting on a grant are woken and ask again.
+  void clear();
 
  private:
   struct Entry {

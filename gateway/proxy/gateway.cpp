@@ -93,7 +93,8 @@ void Gateway::apply(config::ConfigPtr config, http::TlsContextPtr tls) {
       worker->config = config;
       worker->auth = registry;
       worker->tls = tls;
-      worker->token_cache.clear();  // audiences or issuers may have changed
+      worker->token_cache.clear();      // audiences or issuers may have changed
+      worker->service_tokens.clear();   // so may what a credential asks for
     });
   }
 }
