@@ -748,31 +748,41 @@ std::string read_header_value(const Document& doc, const Field& field) {
   return value;
 }
 
-// The server a client_credentials grant goes to: it needs the gateway's confidential client.
-std::string read_grant_server_ref(const Document& doc, const Field& field, const AuthorizationServers& servers) {
+// What a reference to an authorization server needs from it, beyond existing.
+struct ServerNeeds {
+  std::string_view client_for;        // non-empty: client.id and client.secret, for this use
+  std::string_view metadata_member;   // non-empty: manual metadata must name this endpoint
+  std::string_view without_it;        // what fails without that member
+};
+
+// A key of authorization_servers, checked against what the referring key will use it for.
+std::string read_server_ref(const Document& doc, const Field& field, const AuthorizationServers& servers,
+                            const ServerNeeds& needs) {
   const std::string name = doc.non_empty_string(field);
   const auto server = servers.find(name);
   if (server == servers.end()) {
     doc.fail(field, "unknown authorization server '" + name + "' (not defined under authorization_servers)");
   }
   const AuthorizationServerConfig& config = server->second;
-  if (config.client_id.empty() || config.client_secret.empty()) {
-    doc.fail(field, "authorization server '" + name + "' needs client.id and client.secret for the "
-                    "client_credentials grant");
+  if (!needs.client_for.empty() && (config.client_id.empty() || config.client_secret.empty())) {
+    doc.fail(field, "authorization server '" + name + "' needs client.id and client.secret for " +
+                        std::string(needs.client_for));
   }
-  // Manual metadata is never fetched, so it alone decides whether there is a token endpoint.
-  const bool has_token_endpoint = json_string_member(config.metadata_json, "token_endpoint") ||
-                                  json_string_member(config.metadata_overrides_json, "token_endpoint");
-  if (!config.metadata_json.empty() && !has_token_endpoint) {
-    doc.fail(field, "authorization server '" + name + "' has manual metadata without a 'token_endpoint': "
-                    "no token could be obtained");
+  // Manual metadata is never fetched, so it alone decides whether the endpoint exists.
+  if (needs.metadata_member.empty() || config.metadata_json.empty()) return name;
+  const std::string member(needs.metadata_member);
+  if (!json_string_member(config.metadata_json, member.c_str()) &&
+      !json_string_member(config.metadata_overrides_json, member.c_str())) {
+    doc.fail(field, "authorization server '" + name + "' has manual metadata without a '" + member + "': " +
+                        std::string(needs.without_it));
   }
   return name;
 }
 
 void read_client_credentials(const Document& doc, const MapView& map, const AuthorizationServers& servers,
                              CredentialConfig& credential) {
-  credential.server = read_grant_server_ref(doc, map.require("server"), servers);
+  credential.server = read_server_ref(doc, map.require("server"), servers,
+                                      {"the client_credentials grant", "token_endpoint", "no token could be obtained"});
   if (auto scopes = map.find("scopes")) credential.scopes = read_scopes(doc, *scopes);
   if (auto resource = map.find("resource")) read_url(doc, *resource, &credential.resource);
   if (auto audience = map.find("audience")) credential.audience = doc.non_empty_string(*audience);
@@ -983,24 +993,9 @@ std::vector<std::string> read_audiences(const Document& doc, const Field& field)
 
 std::string read_auth_server_ref(const Document& doc, const Field& field, const AuthorizationServers& servers,
                                  AuthType type) {
-  const std::string name = doc.non_empty_string(field);
-  const auto server = servers.find(name);
-  if (server == servers.end()) {
-    doc.fail(field, "unknown authorization server '" + name + "' (not defined under authorization_servers)");
-  }
-  const AuthorizationServerConfig& config = server->second;
-  if (type == AuthType::Introspection && (config.client_id.empty() || config.client_secret.empty())) {
-    doc.fail(field, "authorization server '" + name + "' needs client.id and client.secret for introspection");
-  }
-  if (type != AuthType::Jwt) return name;
-  // Manual metadata is never fetched, so it alone decides whether there are keys to verify with.
-  const bool has_jwks_uri = json_string_member(config.metadata_json, "jwks_uri") ||
-                            json_string_member(config.metadata_overrides_json, "jwks_uri");
-  if (!config.metadata_json.empty() && !has_jwks_uri) {
-    doc.fail(field, "authorization server '" + name + "' has manual metadata without a 'jwks_uri': "
-                    "no token could be verified");
-  }
-  return name;
+  if (type == AuthType::Introspection) return read_server_ref(doc, field, servers, {"introspection", "", ""});
+  if (type == AuthType::Jwt) return read_server_ref(doc, field, servers, {"", "jwks_uri", "no token could be verified"});
+  return read_server_ref(doc, field, servers, {});
 }
 
 RouteAuth read_token_auth(const Document& doc, const MapView& map, const RouteConfig& route,
