@@ -96,7 +96,7 @@ struct AuthorizationServerConfig {
   std::string client_secret;
 };
 
-enum class CredentialType { None, Passthrough, Static, ClientCredentials };
+enum class CredentialType { None, Passthrough, Static, ClientCredentials, TokenExchange, Delegated };
 enum class ClientAuthMethod { ClientSecretBasic, ClientSecretPost };
 
 // What the gateway injects towards an upstream (credentials.<name>).
@@ -104,11 +104,13 @@ struct CredentialConfig {
   std::string name;
   CredentialType type = CredentialType::None;
   std::string header = "Authorization";  // where the credential goes
-  std::string value;                     // static: the header value as written
-  std::string server;                    // client_credentials: key of authorization_servers
-  std::vector<std::string> scopes;       // client_credentials: requested scope
-  std::string resource;                  // client_credentials: RFC 8707 resource, optional
-  std::string audience;                  // client_credentials: audience parameter, optional
+  std::string value;                     // static: the header value (written, or read from value_file)
+  // client_credentials, token_exchange, delegated: the authorization server that issues the token
+  // (a key of authorization_servers; its client is the gateway's own there).
+  std::string server;
+  std::vector<std::string> scopes;       // requested scope
+  std::string resource;                  // RFC 8707 resource, optional
+  std::string audience;                  // audience parameter (client_credentials, token_exchange), optional
   ClientAuthMethod auth_method = ClientAuthMethod::ClientSecretBasic;
   uint32_t refresh_before_expiry_s = 300;  // a token this close to expiry is replaced before use
 };
@@ -150,6 +152,22 @@ struct RouteConfig {
   std::string upstream_credential = "none";  // a credentials key, or "none"
 };
 
+enum class StoreBackendType { Memory, Redis };
+
+// Where per-user tokens and connect-flow records live (token_store).
+struct TokenStoreConfig {
+  StoreBackendType backend = StoreBackendType::Memory;
+  std::string redis_host = "127.0.0.1";
+  uint16_t redis_port = 6379;
+  unsigned redis_db = 0;
+  std::string redis_password;  // from redis://:password@host
+  std::string key_prefix = "mcpgate:";
+  // AES-256 keys (32 bytes each): the first seals new writes, all of them open. Empty: the
+  // memory backend makes a random key at start (its tokens die with the process anyway).
+  std::vector<std::string> encryption_keys;
+  uint32_t connect_link_ttl_s = 600;  // how long a connect link handed to a caller stays usable
+};
+
 struct Config {
   std::string source_path;
   ServerConfig server;
@@ -157,6 +175,7 @@ struct Config {
   LogConfig log;
   std::map<std::string, AuthorizationServerConfig> authorization_servers;
   std::map<std::string, CredentialConfig> credentials;
+  TokenStoreConfig token_store;
   std::vector<RouteConfig> routes;
 };
 

@@ -3,6 +3,7 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
 #include <jansson.h>
 #include <yaml-cpp/yaml.h>
 
@@ -476,10 +477,11 @@ std::string normalize_origin(const std::string& text) {
 
 // ---- Sections ----
 
+std::string read_file(const std::string& path);
+
 const KeyRules kTopLevelKeys{
-    {"server", "admin", "log", "authorization_servers", "credentials", "routes"},
-    {{"token_store", "token store"},
-     {"session_envelope", "session envelope"},
+    {"server", "admin", "log", "authorization_servers", "credentials", "token_store", "routes"},
+    {{"session_envelope", "session envelope"},
      {"plugins", "plugins"}}};
 const KeyRules kServerKeys{{"listen", "public_url", "tls", "workers", "limits", "shutdown_grace_ms"}, {}};
 const KeyRules kTlsKeys{{"cert_file", "key_file"}, {}};
@@ -492,10 +494,16 @@ const KeyRules kLogKeys{{"level", "format", "access_log"}, {}};
 const KeyRules kAuthServerKeys{
     {"issuer", "type", "discovery", "metadata_url", "metadata", "metadata_overrides", "client"}, {}};
 const KeyRules kClientKeys{{"id", "secret"}, {}};
-const KeyRules kStaticCredentialKeys{{"type", "value", "header"}, {}};
+const KeyRules kStaticCredentialKeys{{"type", "value", "value_file", "header"}, {}};
 const KeyRules kPassthroughCredentialKeys{{"type"}, {}};
 const KeyRules kClientCredentialsKeys{
     {"type", "server", "scopes", "resource", "audience", "auth_method", "header", "refresh_before_expiry_s"}, {}};
+// delegated: the user's own tokens; the audience parameter belongs to grants the gateway makes for itself.
+const KeyRules kDelegatedKeys{
+    {"type", "server", "scopes", "resource", "auth_method", "header", "refresh_before_expiry_s"}, {}};
+const KeyRules kTokenStoreKeys{
+    {"backend", "redis_url", "key_prefix", "encryption_key_file", "previous_encryption_key_files", "connect_link_ttl_s"},
+    {}};
 const KeyRules kRouteKeys{
     {"name", "path", "upstream", "transport", "resource", "resource_name", "resource_documentation",
      "allowed_origins", "auth", "tools", "prompts", "resources", "methods", "filter_tools_list",
@@ -779,10 +787,11 @@ std::string read_server_ref(const Document& doc, const Field& field, const Autho
   return name;
 }
 
-void read_client_credentials(const Document& doc, const MapView& map, const AuthorizationServers& servers,
-                             CredentialConfig& credential) {
+// The keys shared by the credential kinds that get their token from an authorization server.
+void read_grant_credential(const Document& doc, const MapView& map, const AuthorizationServers& servers,
+                           std::string_view grant, CredentialConfig& credential) {
   credential.server = read_server_ref(doc, map.require("server"), servers,
-                                      {"the client_credentials grant", "token_endpoint", "no token could be obtained"});
+                                      {grant, "token_endpoint", "no token could be obtained"});
   if (auto scopes = map.find("scopes")) credential.scopes = read_scopes(doc, *scopes);
   if (auto resource = map.find("resource")) read_url(doc, *resource, &credential.resource);
   if (auto audience = map.find("audience")) credential.audience = doc.non_empty_string(*audience);
@@ -793,33 +802,64 @@ void read_client_credentials(const Document& doc, const MapView& map, const Auth
   read_integer(map, "refresh_before_expiry_s", credential.refresh_before_expiry_s, 0, kMaxRefreshBeforeExpiryS);
 }
 
+// A secret file named by `field`, read at load: its content with one trailing newline removed.
+std::string read_secret_file(const Document& doc, const Field& field) {
+  const std::string path = doc.non_empty_string(field);
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const ConfigError& e) {
+    doc.fail(field, e.what());
+  }
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  if (text.empty()) doc.fail(field, "the file '" + path + "' is empty");
+  return text;
+}
+
+// static: `value` as written, or the content of `value_file` (a mounted secret).
+std::string read_static_value(const Document& doc, const MapView& map) {
+  const auto value = map.find("value");
+  const auto file = map.find("value_file");
+  if (value && file) doc.fail(*file, "give either 'value' or 'value_file', not both");
+  if (value) return read_header_value(doc, *value);
+  if (!file) doc.fail(map.require("value"), "a static credential needs 'value' or 'value_file'");
+  const std::string text = read_secret_file(doc, *file);
+  const bool valid = std::all_of(text.begin(), text.end(), [](unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); });
+  if (!valid) doc.fail(*file, "the file holds control characters (CR, LF, NUL, ...), which a header value cannot");
+  return text;
+}
+
 CredentialConfig read_credential(const Document& doc, const Field& field, const std::string& name,
                                  const AuthorizationServers& servers) {
   const MapView map(doc, field);
   const Field type_field = map.require("type");
   const std::string type = doc.string(type_field);
-  if (type == "token_exchange") {
-    doc.fail(type_field, "credential type 'token_exchange' is not supported yet (RFC 8693 token exchange)");
-  }
-  if (type == "delegated") {
-    doc.fail(type_field, "credential type 'delegated' is not supported yet (per-user stored tokens)");
-  }
   const std::string where = "in credential '" + name + "'";
   CredentialConfig credential;
   credential.name = name;
   if (type == "static") {
     map.check_keys(kStaticCredentialKeys, where);
     credential.type = CredentialType::Static;
-    credential.value = read_header_value(doc, map.require("value"));
+    credential.value = read_static_value(doc, map);
   } else if (type == "passthrough") {
     map.check_keys(kPassthroughCredentialKeys, where);
     credential.type = CredentialType::Passthrough;
   } else if (type == "client_credentials") {
     map.check_keys(kClientCredentialsKeys, where);
     credential.type = CredentialType::ClientCredentials;
-    read_client_credentials(doc, map, servers, credential);
+    read_grant_credential(doc, map, servers, "the client_credentials grant", credential);
+  } else if (type == "token_exchange") {
+    map.check_keys(kClientCredentialsKeys, where);
+    credential.type = CredentialType::TokenExchange;
+    read_grant_credential(doc, map, servers, "the token exchange grant (RFC 8693)", credential);
+  } else if (type == "delegated") {
+    map.check_keys(kDelegatedKeys, where);
+    credential.type = CredentialType::Delegated;
+    read_grant_credential(doc, map, servers, "the authorization code and refresh grants", credential);
   } else {
-    doc.fail(type_field, "unknown credential type '" + type + "' (expected static, passthrough or client_credentials)");
+    doc.fail(type_field, "unknown credential type '" + type +
+                             "' (expected static, passthrough, client_credentials, token_exchange or delegated)");
   }
   if (auto header = map.find("header")) credential.header = read_header_name(doc, *header);
   return credential;
@@ -847,14 +887,102 @@ std::string read_credential_ref(const Document& doc, const Field& field, const C
   return name;
 }
 
-// passthrough forwards the caller's validated token; a route without auth has none to forward.
+// passthrough, token_exchange and delegated act for the caller; a route without auth has no
+// validated caller (no token to pass or exchange, no identity to hold tokens for).
 void check_credential_use(const Document& doc, const Field& field, const std::string& name,
                           const Credentials& credentials, const RouteConfig& route) {
   if (route.auth.type != AuthType::None) return;
   const auto credential = credentials.find(name);
-  if (credential == credentials.end() || credential->second.type != CredentialType::Passthrough) return;
-  doc.fail(field, "credential '" + name + "' is passthrough, and passthrough needs an authenticated caller "
-                  "(route '" + route.name + "' has auth type 'none': there is no validated token to pass)");
+  if (credential == credentials.end()) return;
+  const char* kind = nullptr;
+  switch (credential->second.type) {
+    case CredentialType::Passthrough: kind = "passthrough"; break;
+    case CredentialType::TokenExchange: kind = "token_exchange"; break;
+    case CredentialType::Delegated: kind = "delegated"; break;
+    default: return;
+  }
+  doc.fail(field, "credential '" + name + "' is " + kind + ", which acts for an authenticated caller "
+                  "(route '" + route.name + "' has auth type 'none': there is no validated caller)");
+}
+
+// ---- Token store ----
+
+constexpr std::size_t kStoreKeyBytes = 32;  // AES-256
+
+// A store key file: 32 random bytes, written raw, as 64 hex digits, or base64
+// (`openssl rand -base64 32`). Errors never echo the content.
+std::string read_store_key(const Document& doc, const Field& field) {
+  std::string text = read_secret_file(doc, field);
+  if (text.size() == kStoreKeyBytes) return text;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  if (text.size() == 2 * kStoreKeyBytes && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c); })) {
+    std::string key;
+    for (std::size_t i = 0; i < text.size(); i += 2) key.push_back(static_cast<char>(std::stoi(text.substr(i, 2), nullptr, 16)));
+    return key;
+  }
+  if (text.size() == 44 && text.back() == '=') {
+    unsigned char decoded[33];
+    const int length = EVP_DecodeBlock(decoded, reinterpret_cast<const unsigned char*>(text.data()), 44);
+    if (length == 33 && text[42] != '=') return std::string(reinterpret_cast<char*>(decoded), kStoreKeyBytes);  // one pad byte
+  }
+  doc.fail(field, "a store key file must hold 32 bytes: raw, as 64 hex digits or in base64 (openssl rand -base64 32)");
+}
+
+// redis://[:password@]host[:port][/db]
+void read_redis_url(const Document& doc, const Field& field, TokenStoreConfig& store) {
+  const std::string url = doc.non_empty_string(field);
+  constexpr std::string_view scheme = "redis://";
+  if (url.rfind(scheme, 0) != 0) doc.fail(field, "expected redis://[:password@]host[:port][/db]");
+  std::string rest = url.substr(scheme.size());
+  if (const auto at = rest.rfind('@'); at != std::string::npos) {
+    const std::string user_info = rest.substr(0, at);
+    const auto colon = user_info.find(':');
+    store.redis_password = colon == std::string::npos ? user_info : user_info.substr(colon + 1);
+    rest = rest.substr(at + 1);
+  }
+  const auto slash = rest.find('/');
+  if (slash != std::string::npos) {
+    const std::string db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      if (db.size() > 2 || !std::all_of(db.begin(), db.end(), [](unsigned char c) { return std::isdigit(c); }))
+        doc.fail(field, "the database after '/' must be a number from 0 to 99");
+      store.redis_db = static_cast<unsigned>(std::stoi(db));
+    }
+    rest = rest.substr(0, slash);
+  }
+  try {
+    HostPort host_port = parse_host_port(rest);
+    if (host_port.host.empty()) doc.fail(field, "missing host in the Redis URL");
+    store.redis_host = std::move(host_port.host);
+    store.redis_port = host_port.port.value_or(6379);
+  } catch (const std::invalid_argument& e) {
+    doc.fail(field, std::string("invalid Redis URL: ") + e.what());
+  }
+}
+
+TokenStoreConfig read_token_store(const Document& doc, const Field& field) {
+  const MapView map(doc, field);
+  map.check_keys(kTokenStoreKeys, "in token_store");
+  TokenStoreConfig store;
+  if (auto backend = map.find("backend"))
+    store.backend = doc.one_of(*backend, {"memory", "redis"}) == "redis" ? StoreBackendType::Redis : StoreBackendType::Memory;
+  const auto redis_url = map.find("redis_url");
+  if (redis_url) read_redis_url(doc, *redis_url, store);
+  if (auto prefix = map.find("key_prefix")) store.key_prefix = doc.string(*prefix);
+  const auto key_file = map.find_set("encryption_key_file");
+  if (key_file) store.encryption_keys.push_back(read_store_key(doc, *key_file));
+  if (auto previous = map.find("previous_encryption_key_files")) {
+    if (!key_file) doc.fail(*previous, "previous keys only open old entries: set encryption_key_file for new writes");
+    for (const Field& item : list_items(doc, *previous, "expected a list of key file paths"))
+      store.encryption_keys.push_back(read_store_key(doc, item));
+  }
+  read_integer(map, "connect_link_ttl_s", store.connect_link_ttl_s, 30, 3600);
+  if (store.backend == StoreBackendType::Redis) {
+    if (!redis_url) doc.fail(field, "the redis backend needs redis_url");
+    // Replicas and restarts must open what another process sealed: a random key cannot do that.
+    if (!key_file) doc.fail(field, "the redis backend needs encryption_key_file (shared by every replica)");
+  }
+  return store;
 }
 
 // ---- Routes ----
@@ -1155,6 +1283,7 @@ Config read_config(const Document& doc, const YAML::Node& root) {
   if (auto credentials = top.find("credentials")) {
     config.credentials = read_credentials(doc, *credentials, config.authorization_servers);
   }
+  if (auto store = top.find("token_store")) config.token_store = read_token_store(doc, *store);
   config.routes = read_routes(doc, top.require("routes"), config);
   return config;
 }

@@ -4,46 +4,37 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
 #include <ctime>
 
-#include "auth/token_lookup.h"
+#include "credentials/token_endpoint.h"
 #include "observability/log.h"
 
 namespace mcpgate::credentials {
 namespace {
 
 constexpr int64_t kFailedGrantBackoffS = 2;
+constexpr int64_t kDefaultLifetimeS = 300;  // when the answer has no expires_in
 
 int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
 
-}  // namespace
-
-std::string client_credentials_body(const config::CredentialConfig& credential,
-                                    const config::AuthorizationServerConfig& server) {
-  std::string body = "grant_type=client_credentials";
-  if (!credential.scopes.empty()) {
-    std::string scope;
-    for (const auto& s : credential.scopes) scope.append(scope.empty() ? "" : " ").append(s);
-    body += "&scope=" + auth::form_urlencode(scope);
-  }
-  if (!credential.resource.empty()) body += "&resource=" + auth::form_urlencode(credential.resource);
-  if (!credential.audience.empty()) body += "&audience=" + auth::form_urlencode(credential.audience);
-  if (credential.auth_method == config::ClientAuthMethod::ClientSecretPost)
-    body += "&client_id=" + auth::form_urlencode(server.client_id) + "&client_secret=" + auth::form_urlencode(server.client_secret);
-  return body;
+std::string entry_key(const config::CredentialConfig& credential, const ServiceTokens::Subject& subject) {
+  return subject.key.empty() ? credential.name : credential.name + '\0' + subject.key;
 }
 
-ServiceTokens::State ServiceTokens::get(const config::CredentialConfig& credential, auth::AuthorizationServer& server,
-                                        const auth::FetchContext& context, const auth::WaitHandle& wait,
-                                        std::string* header_value, int* retry_after_s) {
-  auto& slot = entries_[credential.name];
+}  // namespace
+
+ServiceTokens::State ServiceTokens::get(const config::CredentialConfig& credential, const Subject& subject,
+                                        auth::AuthorizationServer& server, const auth::FetchContext& context,
+                                        const auth::WaitHandle& wait, std::string* header_value, int* retry_after_s) {
+  const int64_t now = now_s();
+  if (++gets_ % kSweepEvery == 0) sweep(now);
+  const std::string key = entry_key(credential, subject);
+  auto& slot = entries_[key];
   if (!slot) slot = std::make_shared<Entry>();
   Entry& entry = *slot;
-  const int64_t now = now_s();
-  // Replaced this long before expiry; at most half its lifetime, so short-lived tokens are still used.
-  const int64_t margin = std::min<int64_t>(credential.refresh_before_expiry_s, (entry.expires_at - entry.obtained_at) / 2);
-  if (!entry.access_token.empty() && entry.expires_at - margin > now) {
+  if (!entry.access_token.empty() &&
+      !renewal_due(entry.obtained_at, entry.expires_at, credential.refresh_before_expiry_s, now)) {
+    if (metrics_ != nullptr) metrics_->record_credential_event("cache", credential.name, "hit");
     *header_value = "Bearer " + entry.access_token;
     return State::Ready;
   }
@@ -67,48 +58,57 @@ ServiceTokens::State ServiceTokens::get(const config::CredentialConfig& credenti
   }
   entry.waiters.push_back(wait);
   if (!entry.in_flight) {
+    if (metrics_ != nullptr) metrics_->record_credential_event("cache", credential.name, "miss");
     entry.in_flight = true;
-    request_token(credential, token_endpoint, server, context);
+    request_token(credential, subject, key, token_endpoint, server, context);
   }
   return State::Waiting;
 }
 
-void ServiceTokens::request_token(const config::CredentialConfig& credential, const std::string& token_endpoint,
+void ServiceTokens::request_token(const config::CredentialConfig& credential, const Subject& subject,
+                                  const std::string& key, const std::string& token_endpoint,
                                   const auth::AuthorizationServer& server, const auth::FetchContext& context) {
-  http::HeaderList headers;
-  headers.add("Accept", "application/json");
-  headers.add("Content-Type", "application/x-www-form-urlencoded");
-  const auto& server_config = server.config();
-  if (credential.auth_method == config::ClientAuthMethod::ClientSecretBasic)
-    headers.add("Authorization", auth::client_secret_basic(server_config.client_id, server_config.client_secret));
+  const bool exchange = credential.type == config::CredentialType::TokenExchange;
+  std::string body = exchange ? token_exchange_body(credential, subject.token) : client_credentials_body(credential);
   // Owner of the callback: the loop's Fetcher; the entry is shared so it outlives a reload.
-  std::weak_ptr<Entry> weak_entry = entries_[credential.name];
+  std::weak_ptr<Entry> weak_entry = entries_[key];
   const std::string name = credential.name;
-  context.fetcher->fetch("POST", token_endpoint, std::move(headers), client_credentials_body(credential, server_config),
-                         auth::AuthorizationServer::kFetchTimeoutMs, [weak_entry, name](upstream::FetchResult& result) {
-                           auto entry = weak_entry.lock();
-                           if (!entry) return;
-                           entry->in_flight = false;
-                           std::unique_ptr<json_t, decltype(&json_decref)> body(
-                               result.ok() ? json_loadb(result.body.data(), result.body.size(), 0, nullptr) : nullptr,
-                               &json_decref);
-                           const char* token = body ? json_string_value(json_object_get(body.get(), "access_token")) : nullptr;
-                           if (token == nullptr || *token == '\0') {
-                             entry->failed_until = now_s() + kFailedGrantBackoffS;
-                             observability::LogEvent(spdlog::level::warn, "client_credentials grant failed")
-                                 .field("credential", name)
-                                 .field("status", static_cast<int64_t>(result.status))
-                                 .field("error", result.detail)
-                                 .emit();
-                           } else {
-                             json_t* expires_in = json_object_get(body.get(), "expires_in");
-                             entry->access_token = token;
-                             entry->obtained_at = now_s();
-                             entry->expires_at =
-                                 entry->obtained_at + (json_is_integer(expires_in) ? json_integer_value(expires_in) : 300);
-                           }
-                           auth::resume_waiters(entry->waiters);
-                         });
+  observability::Metrics* metrics = metrics_;
+  post_token_request(*context.fetcher, token_endpoint, credential, server.config(), std::move(body),
+                     [weak_entry, name, exchange, metrics](upstream::FetchResult& result) {
+                       auto entry = weak_entry.lock();
+                       if (!entry) return;
+                       entry->in_flight = false;
+                       std::unique_ptr<json_t, decltype(&json_decref)> answer(
+                           result.ok() ? json_loadb(result.body.data(), result.body.size(), 0, nullptr) : nullptr,
+                           &json_decref);
+                       const char* token = answer ? json_string_value(json_object_get(answer.get(), "access_token")) : nullptr;
+                       const bool got = token != nullptr && *token != '\0';
+                       if (metrics != nullptr) metrics->record_credential_event("refresh", name, got ? "ok" : "failed");
+                       if (!got) {
+                         entry->failed_until = now_s() + kFailedGrantBackoffS;
+                         observability::LogEvent(spdlog::level::warn, exchange ? "token exchange failed" : "client_credentials grant failed")
+                             .field("credential", name)
+                             .field("status", static_cast<int64_t>(result.status))
+                             .field("error", result.detail.empty() ? token_error_code(result) : result.detail)
+                             .emit();
+                       } else {
+                         json_t* expires_in = json_object_get(answer.get(), "expires_in");
+                         entry->access_token = token;
+                         entry->obtained_at = now_s();
+                         entry->expires_at =
+                             entry->obtained_at + (json_is_integer(expires_in) ? json_integer_value(expires_in) : kDefaultLifetimeS);
+                       }
+                       auth::resume_waiters(entry->waiters);
+                     });
+}
+
+void ServiceTokens::sweep(int64_t now) {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    const Entry& entry = *it->second;
+    const bool idle = !entry.in_flight && entry.waiters.empty() && entry.expires_at <= now && entry.failed_until <= now;
+    it = idle ? entries_.erase(it) : std::next(it);
+  }
 }
 
 void ServiceTokens::clear() {
@@ -116,8 +116,8 @@ void ServiceTokens::clear() {
   entries_.clear();
 }
 
-void ServiceTokens::invalidate(const std::string& credential_name) {
-  auto found = entries_.find(credential_name);
+void ServiceTokens::invalidate(const config::CredentialConfig& credential, const Subject& subject) {
+  auto found = entries_.find(entry_key(credential, subject));
   if (found != entries_.end()) found->second->access_token.clear();
 }
 

@@ -11,6 +11,10 @@ namespace mcpgate::http {
 
 bool iequals(std::string_view a, std::string_view b);
 
+// The percent-decoded value of the first `name` parameter of a URL query ('+' is a space);
+// nullopt when absent or badly encoded.
+std::optional<std::string> query_param(std::string_view query, std::string_view name);
+
 struct Header {
   std::string name;
   std::string value;
@@ -32,6 +36,9 @@ class HeaderList {
  private:
   std::vector<Header> fields_;
 };
+
+// The value of cookie `name` in the request's Cookie fields, if any.
+std::optional<std::string> cookie_value(const HeaderList& headers, std::string_view name);
 
 struct HttpRequest {
   std::string method;

@@ -55,6 +55,20 @@ void Metrics::record_request(unsigned shard_index, const RequestSample& sample) 
   }
 }
 
+void Metrics::record_credential_event(std::string_view kind, std::string_view credential, std::string_view outcome) {
+  std::lock_guard lock(credential_mutex_);
+  ++credential_events_[{std::string(kind), std::string(credential), std::string(outcome)}];
+}
+
+void Metrics::record_store_latency(std::string_view operation, double seconds) {
+  std::lock_guard lock(credential_mutex_);
+  Histogram& histogram = store_latency_[std::string(operation)];
+  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
+    if (seconds <= kLatencyBuckets[i]) ++histogram.buckets[i];
+  ++histogram.count;
+  histogram.sum += seconds;
+}
+
 std::string Metrics::render_prometheus() const {
   std::map<std::tuple<std::string, std::string, std::string, int>, uint64_t> requests;
   std::map<std::string, Histogram> latency;
@@ -102,6 +116,7 @@ std::string Metrics::render_prometheus() const {
   out.append("# TYPE mcpgate_response_bytes_total counter\n");
   for (const auto& [route, pair] : bytes)
     out.append("mcpgate_response_bytes_total{route=\"").append(escape_label(route)).append("\"} ").append(std::to_string(pair.second)).append("\n");
+  render_credential_metrics(out);
   out.append("# HELP mcpgate_active_connections Client connections open now.\n");
   out.append("# TYPE mcpgate_active_connections gauge\n");
   out.append("mcpgate_active_connections ").append(std::to_string(active_connections.load())).append("\n");
@@ -113,6 +128,36 @@ std::string Metrics::render_prometheus() const {
   out.append("mcpgate_config_reloads_total{result=\"success\"} ").append(std::to_string(reloads_succeeded.load())).append("\n");
   out.append("mcpgate_config_reloads_total{result=\"failure\"} ").append(std::to_string(reloads_failed.load())).append("\n");
   return out;
+}
+
+void Metrics::render_credential_metrics(std::string& out) const {
+  static constexpr std::array<std::array<std::string_view, 4>, 3> kFamilies{{
+      {"refresh", "mcpgate_credential_refreshes_total", "Upstream credential refreshes and grants, by credential and outcome.", "outcome"},
+      {"cache", "mcpgate_credential_cache_total", "Upstream credential lookups answered from the loop's cache (hit) or not (miss).", "result"},
+      {"connect", "mcpgate_connect_flows_total", "Delegated-token connect flow steps, by credential and outcome.", "outcome"},
+  }};
+  std::lock_guard lock(credential_mutex_);
+  for (const auto& [kind, name, help, label] : kFamilies) {
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(name).append(" counter\n");
+    for (const auto& [key, count] : credential_events_) {
+      if (std::get<0>(key) != kind) continue;
+      out.append(name).append("{credential=\"").append(escape_label(std::get<1>(key))).append("\",").append(label);
+      out.append("=\"").append(escape_label(std::get<2>(key))).append("\"} ").append(std::to_string(count)).append("\n");
+    }
+  }
+  out.append("# HELP mcpgate_token_store_seconds Token store operation latency, by operation.\n");
+  out.append("# TYPE mcpgate_token_store_seconds histogram\n");
+  for (const auto& [operation, histogram] : store_latency_) {
+    const std::string label = "operation=\"" + escape_label(operation) + "\"";
+    for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
+      out.append("mcpgate_token_store_seconds_bucket{").append(label).append(",le=\"")
+          .append(format_number(kLatencyBuckets[i])).append("\"} ").append(std::to_string(histogram.buckets[i])).append("\n");
+    out.append("mcpgate_token_store_seconds_bucket{").append(label).append(",le=\"+Inf\"} ")
+        .append(std::to_string(histogram.count)).append("\n");
+    out.append("mcpgate_token_store_seconds_sum{").append(label).append("} ").append(format_number(histogram.sum)).append("\n");
+    out.append("mcpgate_token_store_seconds_count{").append(label).append("} ").append(std::to_string(histogram.count)).append("\n");
+  }
 }
 
 }  // namespace mcpgate::observability

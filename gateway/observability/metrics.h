@@ -32,6 +32,11 @@ class Metrics {
   explicit Metrics(unsigned shards);
 
   void record_request(unsigned shard, const RequestSample& sample);
+  // Upstream credential events, by credential: `kind` is one of refresh (outcome ok, failed,
+  // rejected), cache (hit, miss) or connect (started, linked, refused, failed).
+  void record_credential_event(std::string_view kind, std::string_view credential, std::string_view outcome);
+  // Time one token store operation (get, set, delete, lock) took, success or not.
+  void record_store_latency(std::string_view operation, double seconds);
   std::string render_prometheus() const;
 
   std::atomic<int64_t> active_connections{0};
@@ -51,7 +56,13 @@ class Metrics {
     std::map<std::string, Histogram> upstream_latency;
     std::map<std::string, std::pair<uint64_t, uint64_t>> bytes;  // in, out
   };
+  void render_credential_metrics(std::string& out) const;
+
   std::vector<std::unique_ptr<Shard>> shards_;
+  // Credential events are rare next to requests: one lock, not shards.
+  mutable std::mutex credential_mutex_;
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> credential_events_;
+  std::map<std::string, Histogram> store_latency_;
 };
 
 // Bounded HTTP method label.

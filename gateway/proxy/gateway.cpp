@@ -5,13 +5,30 @@
 #include <chrono>
 #include <thread>
 
+#include "proxy/connect_exchange.h"
 #include "proxy/proxy_exchange.h"
 #include "proxy/well_known.h"
 
 namespace mcpgate::proxy {
 
+namespace {
+
+// The store key material: the configured keys, or for the memory backend without one a key
+// made now (what it seals dies with the process anyway).
+std::shared_ptr<const credentials::TokenSealer> make_sealer(const config::TokenStoreConfig& store) {
+  auto keys = store.encryption_keys;
+  if (keys.empty()) {
+    spdlog::info("token_store: no encryption_key_file; stored tokens are sealed under a key made at start");
+    keys.push_back(credentials::random_key());
+  }
+  return std::make_shared<const credentials::TokenSealer>(std::move(keys));
+}
+
+}  // namespace
+
 struct Gateway::AdminLoop {
   core::EventLoop loop;
+  std::unique_ptr<credentials::TokenStore> token_store;  // the admin API's; before `connections`, which use it
   std::atomic<int64_t> connection_count{0};
   std::unique_ptr<http::ConnectionSet> connections = std::make_unique<http::ConnectionSet>(loop, connection_count);
   std::unique_ptr<http::Listener> listener;
@@ -28,7 +45,14 @@ Gateway::Gateway(config::ConfigPtr config, http::TlsContextPtr tls)
     : config_(std::move(config)),
       auth_(std::make_shared<auth::AuthRegistry>(*config_, nullptr)),
       metrics_(config_->server.workers) {
+  shared_.sealer = make_sealer(config_->token_store);
+  shared_.memory_store = std::make_shared<credentials::MemoryStoreData>();
+  shared_.sessions = std::make_shared<mcp::SessionCapabilities>();
   admin_state_.metrics = &metrics_;
+  admin_state_.config = [this] {
+    std::lock_guard lock(auth_mutex_);
+    return config_;
+  };
   admin_state_.token = config_->admin.token;
   admin_state_.dependencies_ready = [this] {
     std::lock_guard lock(auth_mutex_);
@@ -37,7 +61,7 @@ Gateway::Gateway(config::ConfigPtr config, http::TlsContextPtr tls)
     return true;
   };
   for (unsigned i = 0; i < config_->server.workers; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, config_, auth_, tls, metrics_));
+    workers_.push_back(std::make_unique<Worker>(i, config_, auth_, tls, metrics_, shared_));
 }
 
 Gateway::~Gateway() = default;
@@ -52,16 +76,22 @@ void Gateway::start() {
     auto settings_source = [worker] { return connection_settings(*worker->config); };
     auto factory = [worker](http::Connection& connection) -> std::unique_ptr<http::Exchange> {
       if (is_well_known_path(connection.request().path)) return std::make_unique<WellKnownExchange>(connection, *worker);
+      if (is_connect_path(connection.request().path)) return std::make_unique<ConnectExchange>(connection, *worker);
       return std::make_unique<ProxyExchange>(connection, *worker);
     };
     worker->listener = std::make_unique<http::Listener>(worker->loop, *worker->connections, options, tls_source,
                                                         settings_source, factory, metrics_.active_connections);
   }
   admin_ = std::make_unique<AdminLoop>();
+  admin_->token_store = std::make_unique<credentials::TokenStore>(
+      credentials::make_store_backend(config_->token_store, admin_->loop, shared_.memory_store), shared_.sealer,
+      config_->token_store.key_prefix, &metrics_);
+  admin_state_.token_store = admin_->token_store.get();
   const auto& admin_listen = config_->admin.listen;
-  // Admin requests are small GETs from probes and scrapers; /metrics output may be large.
+  // Admin requests are small: GETs from probes and scrapers, token seeding PUTs (a few
+  // tokens of some KiB); /metrics output may be large.
   const http::ConnectionSettings admin_settings{.max_header_bytes = 8192,
-                                                .max_body_bytes = 4096,
+                                                .max_body_bytes = 65536,
                                                 .idle_timeout_ms = 30000,
                                                 .request_timeout_ms = 10000,
                                                 .output_high_water = 1 << 20};
@@ -80,10 +110,10 @@ void Gateway::start() {
 }
 
 void Gateway::apply(config::ConfigPtr config, http::TlsContextPtr tls) {
-  config_ = config;
   std::shared_ptr<auth::AuthRegistry> registry;
   {
     std::lock_guard lock(auth_mutex_);
+    config_ = config;
     registry = std::make_shared<auth::AuthRegistry>(*config, auth_.get());
     auth_ = registry;
   }

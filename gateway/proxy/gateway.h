@@ -35,8 +35,9 @@ class Gateway {
  private:
   struct AdminLoop;
 
-  config::ConfigPtr config_;  // the control thread's copy
-  mutable std::mutex auth_mutex_;  // guards auth_, read by the admin thread for /readyz
+  config::ConfigPtr config_;  // written by the control thread; guarded by auth_mutex_ for the admin thread
+  mutable std::mutex auth_mutex_;  // guards auth_ and config_, read by the admin thread
+  SharedCredentialState shared_;
   std::shared_ptr<auth::AuthRegistry> auth_;
   observability::Metrics metrics_;
   admin::AdminState admin_state_;

@@ -9,8 +9,10 @@
 #include "auth/jwt_verifier.h"
 #include "auth/token_cache.h"
 #include "auth/token_lookup.h"
-#include "mcp/tools_filter.h"
+#include "credentials/connect_link.h"
 #include "credentials/service_tokens.h"
+#include "mcp/elicitation.h"
+#include "mcp/tools_filter.h"
 
 #include "observability/log.h"
 #include "proxy/header_rules.h"
@@ -342,7 +344,10 @@ ProxyExchange::Stage ProxyExchange::choose_credential() {
     case config::CredentialType::Static:
       credential_value_ = credential_->value;
       return Stage::Continue;
+    case config::CredentialType::Delegated:
+      return choose_delegated_credential();
     case config::CredentialType::ClientCredentials:
+    case config::CredentialType::TokenExchange:
       break;
   }
   auto server = worker_.auth ? worker_.auth->find(credential_->server) : nullptr;
@@ -352,8 +357,8 @@ ProxyExchange::Stage ProxyExchange::choose_credential() {
   }
   if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
   int retry_after_s = 1;
-  switch (worker_.service_tokens.get(*credential_, *server, worker_.fetch_context(), {&worker_.loop, waiter_},
-                                     &credential_value_, &retry_after_s)) {
+  switch (worker_.service_tokens.get(*credential_, service_subject(), *server, worker_.fetch_context(),
+                                     {&worker_.loop, waiter_}, &credential_value_, &retry_after_s)) {
     case credentials::ServiceTokens::State::Ready:
       return Stage::Continue;
     case credentials::ServiceTokens::State::Waiting:
@@ -361,12 +366,99 @@ ProxyExchange::Stage ProxyExchange::choose_credential() {
     case credentials::ServiceTokens::State::Unavailable:
       break;
   }
+  respond_credential_unavailable(retry_after_s);
+  return Stage::Responded;
+}
+
+credentials::ServiceTokens::Subject ProxyExchange::service_subject() const {
+  if (credential_->type != config::CredentialType::TokenExchange || !identity_) return {};
+  return {identity_->issuer + '\0' + identity_->subject, token_};
+}
+
+void ProxyExchange::respond_credential_unavailable(int retry_after_s) {
   http::HeaderList headers = cors_headers();
   headers.add("Retry-After", std::to_string(std::max(1, retry_after_s)));
   complete(503);
   connection_.send_error({503, "credential_unavailable", "the gateway cannot obtain the upstream's credential now"},
                          jsonrpc_id_, headers);
-  return Stage::Responded;
+}
+
+// The caller's own downstream token. Requests that set up or keep up the connection
+// (initialize, ping, notifications, GET streams, DELETE) go without one when none is linked;
+// anything else is answered with a link to connect the account.
+ProxyExchange::Stage ProxyExchange::choose_delegated_credential() {
+  if (!identity_) {
+    respond_error(500, "internal_error", "a delegated credential needs an authenticated caller");
+    return Stage::Responded;
+  }
+  if (!delegated_ || delegated_->state == credentials::DelegatedOutcome::State::Pending) {
+    auto server = worker_.auth ? worker_.auth->find(credential_->server) : nullptr;
+    if (!server) {
+      respond_error(500, "internal_error", "the route's upstream credential has no authorization server");
+      return Stage::Responded;
+    }
+    if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
+    delegated_ = worker_.delegated_tokens->get(*credential_, *server, worker_.fetch_context(),
+                                               {credential_->name, identity_->issuer, identity_->subject},
+                                               refused_token_, {&worker_.loop, waiter_});
+    if (delegated_->state == credentials::DelegatedOutcome::State::Pending) return Stage::Stopped;
+  }
+  const auto outcome = std::move(delegated_);
+  switch (outcome->state) {
+    case credentials::DelegatedOutcome::State::Ready:
+      credential_value_ = outcome->header_value;
+      return Stage::Continue;
+    case credentials::DelegatedOutcome::State::NotLinked: {
+      const auto& request = connection_.request();
+      const bool asks_for_work = request.method == "POST" && rpc_.is_request && rpc_.method != "initialize" && rpc_.method != "ping";
+      if (!asks_for_work) {
+        credential_ = nullptr;
+        return Stage::Continue;
+      }
+      respond_link_required(outcome->refresh_refused);
+      return Stage::Responded;
+    }
+    default:
+      respond_credential_unavailable(outcome->retry_after_s);
+      return Stage::Responded;
+  }
+}
+
+// The answer to a caller whose downstream account is not linked (or whose link the downstream
+// server refused): a signed, single-use link to connect it, in the form the caller's era reads.
+void ProxyExchange::respond_link_required(bool refresh_refused) {
+  const auto& request = connection_.request();
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const auto grant = credentials::new_connect_grant(credential_->name, identity_->issuer, identity_->subject, now,
+                                                    config_->token_store.connect_link_ttl_s);
+  const std::string url =
+      credentials::connect_url(config_->server.public_url, grant, credentials::sign_connect_grant(*worker_.shared.sealer, grant));
+  const std::string message =
+      refresh_refused ? "The connection to '" + credential_->name + "' has expired or was revoked. Connect it again, then retry."
+                      : "This request needs your '" + credential_->name + "' account. Connect it, then retry.";
+  const auto version = request.headers.get("MCP-Protocol-Version");
+  const bool modern = version && *version >= "2026-07-28";
+  const bool input_required_allowed =
+      rpc_.method == "tools/call" || rpc_.method == "prompts/get" || rpc_.method == "resources/read";
+  mcp::LinkAnswer form = mcp::LinkAnswer::PlainError;
+  if (modern && input_required_allowed && mcp::declares_url_elicitation(request.body, true)) {
+    form = mcp::LinkAnswer::InputRequired;
+  } else if (auto session = request.headers.get("Mcp-Session-Id");
+             !modern && session && worker_.shared.sessions->url_elicitation(std::string(*session))) {
+    form = mcp::LinkAnswer::UrlElicitationError;
+  }
+  observability::LogEvent(spdlog::level::info, "delegated credential not linked")
+      .field("credential", credential_->name)
+      .field("subject", identity_->subject)
+      .field("reason", refresh_refused ? "refresh_refused" : "not_linked")
+      .emit();
+  http::HeaderList headers = cors_headers();
+  headers.add("Content-Type", "application/json");
+  headers.add("Cache-Control", "no-store");
+  const std::string body = mcp::link_required_response(form, jsonrpc_id_.value_or("null"), "connect-" + grant.id, url, message);
+  bytes_out_ = body.size();
+  complete(200);
+  connection_.send_response(200, std::move(headers), body);
 }
 
 // The route's required scopes plus those of every method, tool, prompt and resource the body names
@@ -433,12 +525,16 @@ void ProxyExchange::forward() {
 
 void ProxyExchange::on_response_head(int status, http::HeaderList headers) {
   upstream_status_ = status;
-  if (status == 401 && !replayed_ && credential_ != nullptr &&
-      credential_->type == config::CredentialType::ClientCredentials) {
+  if (status == 401 && !replayed_ && credential_ != nullptr && credential_->type != config::CredentialType::Static &&
+      credential_->type != config::CredentialType::Passthrough) {
     replaying_ = true;  // nothing of this answer reaches the client
     return;
   }
   upstream_seconds_ = seconds_since(upstream_started_at_);
+  if (rpc_.method == "initialize" && rpc_.is_request && !rpc_.is_batch)
+    if (auto session = headers.get("Mcp-Session-Id"))
+      worker_.shared.sessions->remember(std::string(*session),
+                                        mcp::declares_url_elicitation(connection_.request().body, false));
   streaming_ = is_event_stream(headers);
   if (streaming_) ++worker_.metrics.active_streams;
   rewriting_endpoint_ = streaming_ && match_.route->transport == config::Transport::Sse &&
@@ -589,7 +685,11 @@ void ProxyExchange::on_transfer_done(upstream::TransferError error, const std::s
     replaying_ = false;
     replayed_ = true;
     upstream_status_ = 0;
-    worker_.service_tokens.invalidate(credential_->name);
+    if (credential_->type == config::CredentialType::Delegated) {
+      refused_token_ = credential_value_.substr(std::string_view("Bearer ").size());
+    } else {
+      worker_.service_tokens.invalidate(*credential_, service_subject());
+    }
     retired_transfer_ = std::move(transfer_);
     if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
     worker_.loop.post([weak = std::weak_ptr<auth::Waiter>(waiter_)] {

@@ -12,6 +12,8 @@
 #include "auth/authorization_server.h"
 #include "auth/challenge.h"
 #include "auth/identity.h"
+#include "credentials/delegated_tokens.h"
+#include "credentials/service_tokens.h"
 #include "http/server.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/sse.h"
@@ -44,6 +46,10 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   Stage authorize();
   // Picks the credential for the upstream (tool override, else the route's) and its header value.
   Stage choose_credential();
+  Stage choose_delegated_credential();
+  credentials::ServiceTokens::Subject service_subject() const;
+  void respond_credential_unavailable(int retry_after_s);
+  void respond_link_required(bool refresh_refused);
   void forward();
   void respond_challenge(const auth::Challenge& challenge);
   auth::ChallengeContext challenge_context(std::vector<std::string> scopes) const;
@@ -80,6 +86,8 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   bool origin_checked_ = false;  // a present Origin passed the route's allowlist
   const config::CredentialConfig* credential_ = nullptr;  // null: nothing injected
   std::string credential_value_;
+  std::shared_ptr<credentials::DelegatedOutcome> delegated_;  // the delegated-token lookup this request joined
+  std::string refused_token_;  // delegated: the access token the upstream refused (replay asks for another)
   bool replaying_ = false;   // the upstream refused the injected credential: retry once with a new one
   bool replayed_ = false;
   std::unique_ptr<upstream::Transfer> retired_transfer_;  // the refused attempt, kept until the exchange dies

@@ -5,13 +5,19 @@
 namespace mcpgate::proxy {
 
 Worker::Worker(unsigned index_, config::ConfigPtr config_, std::shared_ptr<auth::AuthRegistry> auth_,
-               http::TlsContextPtr tls_, observability::Metrics& metrics_)
+               http::TlsContextPtr tls_, observability::Metrics& metrics_, const SharedCredentialState& shared_)
     : index(index_),
       curl(loop.base()),
       fetcher(loop, curl),
       config(std::move(config_)),
       auth(std::move(auth_)),
       tls(std::move(tls_)),
+      service_tokens(&metrics_),
+      shared(shared_),
+      token_store(std::make_unique<credentials::TokenStore>(
+          credentials::make_store_backend(config->token_store, loop, shared.memory_store), shared.sealer,
+          config->token_store.key_prefix, &metrics_)),
+      delegated_tokens(std::make_unique<credentials::DelegatedTokens>(*token_store, &metrics_)),
       metrics(metrics_),
       connections(std::make_unique<http::ConnectionSet>(loop, metrics_.active_connections)) {}
 

@@ -11,7 +11,10 @@
 #include "auth/authorization_server.h"
 #include "auth/token_cache.h"
 #include "config/config.h"
+#include "credentials/delegated_tokens.h"
 #include "credentials/service_tokens.h"
+#include "credentials/token_store.h"
+#include "mcp/session_capabilities.h"
 #include "core/event_loop.h"
 #include "http/server.h"
 #include "http/tls.h"
@@ -21,9 +24,16 @@
 
 namespace mcpgate::proxy {
 
+// What the loops of one process share for upstream credentials.
+struct SharedCredentialState {
+  std::shared_ptr<const credentials::TokenSealer> sealer;   // store key material, fixed at start
+  std::shared_ptr<credentials::MemoryStoreData> memory_store;  // the memory backend's map
+  std::shared_ptr<mcp::SessionCapabilities> sessions;      // what 2025-era sessions declared
+};
+
 struct Worker {
   Worker(unsigned index, config::ConfigPtr config, std::shared_ptr<auth::AuthRegistry> auth, http::TlsContextPtr tls,
-         observability::Metrics& metrics);
+         observability::Metrics& metrics, const SharedCredentialState& shared);
   // Starts the background refresh of authorization server keys on this loop.
   void start_maintenance();
   auth::FetchContext fetch_context() { return {&loop, &fetcher}; }
@@ -38,7 +48,10 @@ struct Worker {
   std::shared_ptr<auth::AuthRegistry> auth;  // authorization servers of that snapshot
   http::TlsContextPtr tls;    // the context new connections use
   auth::TokenCache token_cache;
-  credentials::ServiceTokens service_tokens;  // client_credentials tokens of this loop
+  credentials::ServiceTokens service_tokens;  // client_credentials and token_exchange tokens of this loop
+  SharedCredentialState shared;
+  std::unique_ptr<credentials::TokenStore> token_store;  // declared before delegated_tokens, which uses it
+  std::unique_ptr<credentials::DelegatedTokens> delegated_tokens;
   // userinfo/introspection calls in flight, by token cache key: the answer (shared with
   // every request that joined, so it reaches them even when it is not cached) and who waits.
   struct PendingLookup {

@@ -3,7 +3,8 @@
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD_DEPS=(build-essential cmake ninja-build pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
-            libcjose-dev libjansson-dev libyaml-cpp-dev libspdlog-dev doctest-dev openssl curl ca-certificates)
+            libcjose-dev libjansson-dev libyaml-cpp-dev libspdlog-dev doctest-dev libhiredis-dev redis-server
+            openssl curl ca-certificates)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -13,6 +13,12 @@
 // When spawned with an IPC channel the parent can send:
 //   {id, type: 'rotate', jwks: {keys: [...private JWKs...]}}  -> {id, type: 'rotated', kids}
 //   {id, type: 'ping'}                                         -> {id, type: 'pong'}
+// and the child pushes one unsolicited message (no id) per token endpoint
+// request that reached the grant stage (success or error), BEFORE the HTTP
+// response is written:
+//   {type: 'grant', grantType, clientId, ok, error?, errorDescription?, at}
+// The parent keeps the counters (they survive restart()); a ping round trip
+// flushes every event sent before it (one ordered IPC channel).
 // A key rotation builds a fresh Provider with the new keystore and swaps the
 // request handler; all Provider instances share one in-memory adapter store,
 // so grants, sessions, opaque tokens and dynamically registered clients
@@ -24,6 +30,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 
+import * as jose from 'jose';
 import Provider, { errors } from 'oidc-provider';
 // oidc-provider's own in-memory adapter. In this version every Provider instance
 // gets a private store by default; creating the factory once and handing the same
@@ -31,6 +38,9 @@ import Provider, { errors } from 'oidc-provider';
 // tokens and dynamically registered clients across key rotations. (Deep import:
 // the package has no "exports" map and the version is pinned exactly.)
 import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
+// Provider internals (grant type handlers) -- only used to wrap the
+// refresh_token handler when cfg.refreshTokenReuseRevokesGrant is false.
+import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 
 const HOST = '127.0.0.1';
 
@@ -78,6 +88,9 @@ function loadConfig() {
   ];
   cfg.pkceForAll ??= false;
   cfg.useGrantedResource ??= false;
+  cfg.rotateRefreshTokens ??= false;
+  cfg.refreshTokenReuseRevokesGrant ??= true;
+  cfg.tokenExchange ??= false;
   return cfg;
 }
 
@@ -177,6 +190,10 @@ function buildConfiguration(jwks) {
         getResourceServerInfo,
       },
     },
+    // false (default): oidc-provider's default policy (rotate only for public
+    // clients / after 70% of the refresh token's lifetime); true: EVERY
+    // refresh_token grant consumes the presented token and issues a new one.
+    rotateRefreshToken: cfg.rotateRefreshTokens ? true : undefined,
     ttl: {
       AccessToken: ttlFor,
       ClientCredentials: ttlFor,
@@ -201,11 +218,176 @@ function buildConfiguration(jwks) {
 let issuer;
 let provider;
 let handler;
+let currentJwks = cfg.jwks;
 
 function makeProvider(jwks) {
-  const p = new Provider(issuer, buildConfiguration(jwks));
-  p.on('server_error', (_ctx, err) => log('server_error', err?.stack || err));
+  const conf = buildConfiguration(jwks);
+  if (conf.rotateRefreshToken === undefined) delete conf.rotateRefreshToken;
+  const p = new Provider(issuer, conf);
+  p.on('server_error', (ctx, err) => {
+    log('server_error', err?.stack || err);
+    if (ctx?.oidc?.route === 'token') reportGrant(ctx, false, err);
+  });
+  p.on('grant.success', (ctx) => reportGrant(ctx, true));
+  p.on('grant.error', (ctx, err) => reportGrant(ctx, false, err));
+  if (cfg.tokenExchange) {
+    p.registerGrantType(TOKEN_EXCHANGE, tokenExchangeHandler, TOKEN_EXCHANGE_PARAMS, ['audience', 'resource']);
+  }
+  if (!cfg.refreshTokenReuseRevokesGrant) {
+    // oidc-provider answers a reused (consumed) refresh token with
+    // invalid_grant AND revokes the whole grant (every token of it, including
+    // the rotated successor). Here the reuse is only refused.
+    const handlers = instance(p).grantTypeHandlers;
+    const original = handlers.get('refresh_token');
+    handlers.set('refresh_token', async (ctx) => {
+      const value = ctx.oidc.params.refresh_token;
+      if (typeof value === 'string' && value) {
+        const rt = await p.RefreshToken.find(value, { ignoreExpiration: true });
+        if (rt?.consumed && rt.clientId === ctx.oidc.client.clientId) {
+          throw new errors.InvalidGrant('refresh token already used');
+        }
+      }
+      return original(ctx);
+    });
+  }
   return p;
+}
+
+// --------------------------------------------------------------------------
+// Grant accounting: one IPC event per token endpoint request that got as far
+// as the grant stage (client authentication failures included: they happen
+// after the parameters are parsed). Sent synchronously, before the response.
+// --------------------------------------------------------------------------
+function reportGrant(ctx, ok, err) {
+  if (!process.send || !process.connected) return;
+  const params = ctx?.oidc?.params || {};
+  const msg = {
+    type: 'grant',
+    grantType: typeof params.grant_type === 'string' ? params.grant_type : null,
+    clientId: ctx?.oidc?.client?.clientId ?? (typeof params.client_id === 'string' ? params.client_id : null),
+    ok,
+    at: Date.now(),
+  };
+  if (!ok) {
+    msg.error = err?.error || err?.name || 'error';
+    msg.errorDescription = err?.error_detail || err?.error_description || err?.message;
+  }
+  try {
+    process.send(msg);
+  } catch {
+    /* parent gone */
+  }
+}
+
+// --------------------------------------------------------------------------
+// RFC 8693 token exchange (cfg.tokenExchange). The subject token must be a JWT
+// access token (typ at+jwt, RS256) signed by one of this provider's current
+// keys, with iss = this issuer and an unexpired exp. The issued token is an
+// RFC 9068-shaped JWT signed with the current signing key (jose, the same
+// key oidc-provider signs with, so it verifies against jwks_uri).
+// --------------------------------------------------------------------------
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const TT_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+const TOKEN_EXCHANGE_PARAMS = [
+  'subject_token',
+  'subject_token_type',
+  'actor_token',
+  'actor_token_type',
+  'audience',
+  'resource',
+  'scope',
+  'requested_token_type',
+];
+
+function teOptions() {
+  return typeof cfg.tokenExchange === 'object' && cfg.tokenExchange ? cfg.tokenExchange : {};
+}
+
+function asList(v) {
+  if (v === undefined || v === null || v === '') return [];
+  return Array.isArray(v) ? v : [v];
+}
+
+function invalidSubject(description) {
+  // RFC 8693 2.2.2: an invalid subject_token is an invalid_request.
+  // tokenExchange.invalidSubjectError = 'invalid_grant' mimics Okta/Keycloak.
+  return teOptions().invalidSubjectError === 'invalid_grant'
+    ? new errors.InvalidGrant(description)
+    : new errors.InvalidRequest(description);
+}
+
+async function tokenExchangeHandler(ctx) {
+  const { params, client } = ctx.oidc;
+  const opts = teOptions();
+  for (const name of ['subject_token', 'subject_token_type']) {
+    if (typeof params[name] !== 'string' || params[name] === '') {
+      throw new errors.InvalidRequest(`missing required parameter '${name}'`);
+    }
+  }
+  if (params.subject_token_type !== TT_ACCESS_TOKEN) {
+    throw new errors.InvalidRequest(`unsupported subject_token_type (only ${TT_ACCESS_TOKEN})`);
+  }
+  if (params.requested_token_type !== undefined && params.requested_token_type !== TT_ACCESS_TOKEN) {
+    throw new errors.InvalidRequest(`unsupported requested_token_type (only ${TT_ACCESS_TOKEN})`);
+  }
+  if (params.actor_token !== undefined) {
+    throw new errors.InvalidRequest('actor_token is not supported by this authorization server');
+  }
+  const resources = asList(params.resource);
+  for (const r of resources) {
+    const u = URL.parse(r);
+    if (!u || !['http:', 'https:'].includes(u.protocol) || u.hash) {
+      throw new errors.InvalidTarget('resource must be an absolute http(s) URI without a fragment');
+    }
+  }
+  const audiences = [...new Set([...asList(params.audience), ...resources])];
+  if (audiences.length === 0) {
+    throw new errors.InvalidTarget('audience or resource is required');
+  }
+
+  const keys = currentJwks.keys.map(({ d, p, q, dp, dq, qi, oth, k, ...pub }) => pub); // eslint-disable-line no-unused-vars
+  let subject;
+  try {
+    ({ payload: subject } = await jose.jwtVerify(params.subject_token, jose.createLocalJWKSet({ keys }), {
+      issuer,
+      algorithms: ['RS256', 'PS256', 'ES256'],
+      typ: 'at+jwt',
+      clockTolerance: 0,
+    }));
+  } catch (e) {
+    throw invalidSubject(`subject_token is invalid: ${e.code || e.name}${e.message ? ` (${e.message})` : ''}`);
+  }
+  if (typeof subject.sub !== 'string' || !subject.sub) throw invalidSubject('subject_token has no sub');
+
+  const scope = typeof params.scope === 'string' && params.scope !== '' ? params.scope : subject.scope;
+  const ttl = opts.ttl ?? cfg.clientTtls[client.clientId] ?? cfg.accessTokenTtl;
+  const now = Math.floor(Date.now() / 1000);
+  const act = { sub: client.clientId };
+  if (subject.act && typeof subject.act === 'object') act.act = subject.act; // RFC 8693 4.1 delegation chain
+  const claims = {
+    iss: issuer,
+    sub: subject.sub,
+    aud: audiences.length === 1 ? audiences[0] : audiences,
+    iat: now,
+    exp: now + ttl,
+    jti: crypto.randomBytes(16).toString('base64url'),
+    client_id: client.clientId,
+    act,
+  };
+  if (scope) claims.scope = scope;
+  const signer = currentJwks.keys[0];
+  const key = await jose.importJWK(signer, signer.alg || 'RS256');
+  const accessToken = await new jose.SignJWT(claims)
+    .setProtectedHeader({ alg: signer.alg || 'RS256', typ: 'at+jwt', kid: signer.kid })
+    .sign(key);
+
+  ctx.body = {
+    access_token: accessToken,
+    issued_token_type: TT_ACCESS_TOKEN,
+    token_type: 'Bearer',
+    expires_in: ttl,
+    ...(scope ? { scope } : {}),
+  };
 }
 
 // --------------------------------------------------------------------------
@@ -277,6 +459,7 @@ function rotate(jwks) {
   const nextHandler = next.callback();
   provider = next;
   handler = nextHandler;
+  currentJwks = jwks;
   return kidsOf(jwks);
 }
 

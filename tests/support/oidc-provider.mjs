@@ -7,6 +7,7 @@
 //   await idp.rotateKeys();   // new signing key, old one stays published
 //   await idp.stop();         // SIGKILL: "IdP down", port refuses connections
 //   await idp.restart();      // same port, same keys, EMPTY state
+//   await idp.stats();        // token endpoint counters (see below)
 //
 // What the provider is configured with (see oidc-provider-main.mjs):
 // - discovery at /.well-known/openid-configuration AND the RFC 8414
@@ -31,6 +32,61 @@
 //   svc           confidential client_credentials only (service account)
 //   short-lived   like mcpgate, but its access tokens live `shortLivedTtl`
 //                 seconds (default 1) -> realistic expired tokens
+//
+// Options added for the credential tests (all off by default; without them the
+// provider behaves exactly as before):
+// - rotateRefreshTokens: true -> oidc-provider `rotateRefreshToken: true`:
+//   EVERY refresh_token grant consumes the presented refresh token and returns
+//   a new one. Presenting a consumed one is invalid_grant ("grant request is
+//   invalid"; the real reason, "refresh token already used", is only in the
+//   stats() event). By oidc-provider's design (OAuth 2.1 reuse detection) that
+//   reuse ALSO REVOKES THE WHOLE GRANT, so the newest refresh token then fails
+//   as well; refreshTokenReuseRevokesGrant: false keeps the successor valid
+//   (the reuse is refused, nothing revoked). Default off = oidc-provider's
+//   default policy: confidential clients keep their refresh token (the
+//   response repeats it), public clients get it rotated.
+// - tokenExchange: true (or {ttl, invalidSubjectError}) -> RFC 8693 grant
+//   urn:ietf:params:oauth:grant-type:token-exchange at the token endpoint
+//   (also listed in grant_types_supported; the static `mcpgate` client gets it
+//   in its grant_types; an opts.clients client must list it itself).
+//   Parameters: subject_token + subject_token_type (must be
+//   urn:ietf:params:oauth:token-type:access_token), audience and/or resource
+//   (at least one; repeatable), scope, requested_token_type (only the
+//   access_token type). The subject token must be a JWT access token
+//   (typ at+jwt) signed by one of the provider's current keys (as published
+//   at jwks_uri), iss = issuer, exp in the future (no leeway). Any failure is
+//   400 invalid_request (RFC 8693 2.2.2; invalidSubjectError: 'invalid_grant'
+//   switches to the Okta/Keycloak style); no audience/resource or a bad
+//   resource is invalid_target; actor_token is refused (invalid_request).
+//   The issued token: JWT, header {alg: RS256, typ: at+jwt, kid: current kid},
+//   claims {iss, sub: subject's sub, aud: audience/resource (array if several),
+//   iat, exp, jti, client_id: exchanging client, scope: requested scope (as
+//   asked, NOT checked against the subject's; default the subject's scope),
+//   act: {sub: client_id} (nested {sub, act: <subject's act>} when the subject
+//   was itself exchanged)}. TTL = tokenExchange.ttl ?? clientTtls[client] ??
+//   accessTokenTtl. Response: {access_token, issued_token_type:
+//   urn:ietf:params:oauth:token-type:access_token, token_type: Bearer,
+//   expires_in, scope}. Nothing is stored (no introspection/revocation).
+// - stats(): counts every token endpoint request that reached the grant stage
+//   (successes and errors, client-auth failures included), per grant type;
+//   kept in THIS process, so restart() does not reset it (resetStats() does).
+//
+// Authorization code flow for a confidential client from opts.clients, e.g.
+//   {client_id, client_secret, redirect_uris: ['http://127.0.0.1:<port>/oauth/callback'],
+//    grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+//    token_endpoint_auth_method: 'client_secret_basic'}
+// (a 'web' client: the redirect_uri must match exactly, port included): a
+// refresh token is issued iff the authorization request has `offline_access`
+// in scope AND prompt contains `consent` (prompt=consent, or "login consent");
+// `openid` is optional. PKCE (S256) is optional for confidential clients
+// unless pkceForAll, but verified when sent. With `resource=<url>` in the
+// authorization request and again at the token endpoint (code and refresh)
+// the access token is a JWT with aud = <url>; the token response's `scope`
+// does not list offline_access. Without openid, a token request without
+// `resource` still yields the JWT for the single granted resource; with
+// openid it yields an opaque userinfo token. Every authorization response
+// (success AND error redirects) carries `iss` = issuer (RFC 9207;
+// discovery has authorization_response_iss_parameter_supported: true).
 //
 // Gotchas (also in the report that introduced this file):
 // - JWT access tokens are NOT stored by oidc-provider, so its introspection
@@ -68,6 +124,9 @@ export const DEFAULT_USER = 'alice';
 export const OIDC_SCOPES = Object.freeze(['openid', 'profile', 'email', 'offline_access']);
 export const RESOURCE_SCOPES = Object.freeze(['read:notes', 'write:notes', 'admin']);
 
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
 export const CLIENTS = Object.freeze({
   mcpgate: Object.freeze({ clientId: 'mcpgate', clientSecret: 'mcpgate-test-secret-5d1b0c7e9a2f4c6b8e0d1a3f5c7e9b2d' }),
   testPublic: Object.freeze({ clientId: 'test-public', clientSecret: undefined }),
@@ -78,7 +137,7 @@ export const CLIENTS = Object.freeze({
 /** Loopback redirect URI registered for the static clients (any port is accepted for native clients). */
 export const LOOPBACK_REDIRECT = 'http://127.0.0.1/callback';
 
-function staticClients() {
+function staticClients({ tokenExchange = false } = {}) {
   const native = {
     application_type: 'native',
     response_types: ['code'],
@@ -90,7 +149,7 @@ function staticClients() {
       client_id: CLIENTS.mcpgate.clientId,
       client_secret: CLIENTS.mcpgate.clientSecret,
       token_endpoint_auth_method: 'client_secret_basic',
-      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials', ...(tokenExchange ? [TOKEN_EXCHANGE_GRANT] : [])],
     },
     {
       ...native,
@@ -237,6 +296,10 @@ function spawnChild(config, name) {
  * @param {object}  [opts.users]              {name: {extra claims}}
  * @param {boolean} [opts.pkceForAll=false]   require PKCE for confidential clients too
  * @param {boolean} [opts.useGrantedResource=false] token requests without `resource` reuse the granted one (JWT), instead of an opaque userinfo token
+ * @param {boolean} [opts.rotateRefreshTokens=false] every refresh_token grant rotates the refresh token
+ * @param {boolean} [opts.refreshTokenReuseRevokesGrant=true] reuse of a rotated refresh token also revokes its grant (oidc-provider default)
+ * @param {boolean|object} [opts.tokenExchange=false] enable the RFC 8693 token exchange grant
+ *                                            ({ttl?, invalidSubjectError?: 'invalid_request'|'invalid_grant'})
  * @param {number}  [opts.startTimeoutMs=15000]
  */
 export async function startOidcProvider(opts = {}) {
@@ -253,11 +316,14 @@ export async function startOidcProvider(opts = {}) {
     accessTokenFormat: opts.accessTokenFormat ?? 'jwt',
     resourceServers: opts.resourceServers || {},
     introspectors: opts.introspectors || [CLIENTS.mcpgate.clientId],
-    clients: [...staticClients(), ...(opts.clients || [])],
+    clients: [...staticClients({ tokenExchange: !!opts.tokenExchange }), ...(opts.clients || [])],
     defaultUser: opts.defaultUser ?? DEFAULT_USER,
     users: opts.users || {},
     pkceForAll: !!opts.pkceForAll,
     useGrantedResource: !!opts.useGrantedResource,
+    rotateRefreshTokens: !!opts.rotateRefreshTokens,
+    refreshTokenReuseRevokesGrant: opts.refreshTokenReuseRevokesGrant ?? true,
+    tokenExchange: opts.tokenExchange ? (typeof opts.tokenExchange === 'object' ? opts.tokenExchange : true) : false,
   };
 
   let child = null;
@@ -265,10 +331,16 @@ export async function startOidcProvider(opts = {}) {
   let issuer = null;
   let seq = 0;
   let suspended = false;
+  // Token endpoint accounting, fed by the child's {type: 'grant'} events; kept
+  // here so it survives restart(). See stats().
+  let grantLog = [];
 
   async function launch() {
     const c = spawnChild({ ...config, port: port ?? config.port, jwks }, 'oidc-provider');
     child = c;
+    c.proc.on('message', (m) => {
+      if (m && m.type === 'grant' && m.id === undefined) grantLog.push(m);
+    });
     let info;
     try {
       info = await withTimeout(c.ready, startTimeoutMs, 'oidc-provider readiness');
@@ -407,6 +479,52 @@ export async function startOidcProvider(opts = {}) {
         child.proc.kill('SIGSTOP');
         suspended = true;
       }
+    },
+    /**
+     * Token endpoint counters since start (or resetStats()), across restarts:
+     *   {refreshGrants, refreshGrantSuccesses, refreshGrantErrors,
+     *    tokenExchanges, tokenExchangeSuccesses, tokenExchangeErrors,
+     *    clientCredentialsGrants, clientCredentialsGrantSuccesses, clientCredentialsGrantErrors,
+     *    authorizationCodeGrants, authorizationCodeGrantSuccesses, authorizationCodeGrantErrors,
+     *    byGrantType: {<grant_type>: {success, error}}, grants: [event...]}
+     * "X" counts attempts (success + error) that reached the grant stage,
+     * including client authentication failures. Every event
+     * {grantType, clientId, ok, error?, errorDescription?, at} is sent by the
+     * child before its HTTP response; with a live child, a ping round trip
+     * first flushes the IPC channel, so a token response you already have is
+     * always counted. Filter by client with {clientId}.
+     */
+    async stats({ clientId } = {}) {
+      if (child?.alive() && !suspended) await request({ type: 'ping' }).catch(() => {});
+      const events = grantLog.filter((e) => clientId === undefined || e.clientId === clientId);
+      const byGrantType = {};
+      for (const e of events) {
+        const k = e.grantType ?? '(none)';
+        byGrantType[k] ??= { success: 0, error: 0 };
+        byGrantType[k][e.ok ? 'success' : 'error'] += 1;
+      }
+      const trio = (gt) => {
+        const c = byGrantType[gt] || { success: 0, error: 0 };
+        return [c.success + c.error, c.success, c.error];
+      };
+      const out = { byGrantType, grants: events.map((e) => ({ ...e })) };
+      for (const [name, gt] of [
+        ['refreshGrant', 'refresh_token'],
+        ['tokenExchange', TOKEN_EXCHANGE_GRANT],
+        ['clientCredentialsGrant', 'client_credentials'],
+        ['authorizationCodeGrant', 'authorization_code'],
+      ]) {
+        const [all, ok, bad] = trio(gt);
+        out[`${name}s`] = all;
+        out[`${name}Successes`] = ok;
+        out[`${name}Errors`] = bad;
+      }
+      return out;
+    },
+    /** Forget every counted token endpoint event (after flushing in-flight ones). */
+    async resetStats() {
+      if (child?.alive() && !suspended) await request({ type: 'ping' }).catch(() => {});
+      grantLog = [];
     },
     /** SIGCONT after suspend(). */
     resume() {

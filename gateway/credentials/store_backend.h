@@ -1,0 +1,65 @@
+// The key/value back-end under the token store: values are opaque (already sealed) bytes.
+// One backend object per event loop; every callback runs on that loop, never inside the
+// call that started the operation. Callbacks may outlive their requester: they capture
+// weak pointers, never raw pointers to request state.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "config/config.h"
+#include "core/event_loop.h"
+
+namespace mcpgate::credentials {
+
+enum class StoreStatus { Ok, NotFound, Conflict, Unavailable };
+
+class StoreBackend {
+ public:
+  using ValueCallback = std::function<void(StoreStatus, std::string value)>;
+  using StatusCallback = std::function<void(StoreStatus)>;
+
+  virtual ~StoreBackend() = default;
+  // Ok with the value, NotFound, or Unavailable (backend down).
+  virtual void get(const std::string& key, ValueCallback done) = 0;
+  // Writes `value`; it expires after ttl_ms (0: never).
+  virtual void set(const std::string& key, const std::string& value, int64_t ttl_ms, StatusCallback done) = 0;
+  // Ok whether or not the key existed.
+  virtual void remove(const std::string& key, StatusCallback done) = 0;
+  // Reads and deletes in one step (single-use records): Ok with the value, or NotFound.
+  virtual void take(const std::string& key, ValueCallback done) = 0;
+  // Writes only when the key is absent (a lock, a used-once marker): Ok, or Conflict.
+  virtual void add(const std::string& key, const std::string& value, int64_t ttl_ms, StatusCallback done) = 0;
+  // Deletes the key only while it holds `value` (releasing one's own lock): Ok or NotFound.
+  virtual void remove_if(const std::string& key, const std::string& value, StatusCallback done) = 0;
+};
+
+using StoreBackendPtr = std::unique_ptr<StoreBackend>;
+
+// The process-wide map behind every loop's memory backend. Guarded by its mutex, which is
+// held only for a map operation, never across a callback.
+class MemoryStoreData {
+ public:
+  struct Entry {
+    std::string value;
+    std::chrono::steady_clock::time_point expires_at;  // max(): never
+  };
+  std::mutex mutex;
+  std::map<std::string, Entry> entries;
+  uint64_t writes = 0;  // every so many writes, expired entries are swept
+};
+
+// (Every `done` above may be empty: the caller does not need the answer.)
+
+// Builds the backend for one loop from the store config. The memory backends of one
+// process share `memory`; a Redis backend opens its own connection on `loop`.
+StoreBackendPtr make_store_backend(const config::TokenStoreConfig& config, core::EventLoop& loop,
+                                   std::shared_ptr<MemoryStoreData> memory);
+
+}  // namespace mcpgate::credentials

@@ -1,0 +1,44 @@
+// Authenticated encryption of stored secrets (AES-256-GCM). The first key seals, every key
+// opens: a rotation adds the new key in front and keeps the old ones until their entries
+// are rewritten or expire. Each sealed value names its key by an id derived from the key.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mcpgate::credentials {
+
+class TokenSealer {
+ public:
+  // `keys`: 32-byte AES keys, the sealing one first; must not be empty.
+  explicit TokenSealer(std::vector<std::string> keys);
+
+  // "<key id>.<base64url(nonce | ciphertext | tag)>". `context` (the store key) is bound as
+  // associated data, so a sealed value moved to another user's entry does not open.
+  std::string seal(std::string_view plaintext, std::string_view context) const;
+  // The plaintext, or nullopt when no key opens it (unknown key id, tampered, other context).
+  std::optional<std::string> open(std::string_view sealed, std::string_view context) const;
+  // An HMAC-SHA256 of `data` under a key derived from the sealing key for `purpose`.
+  std::string sign(std::string_view purpose, std::string_view data) const;
+  // Whether `signature` is sign(purpose, data) under any of the keys (constant time).
+  bool verify(std::string_view purpose, std::string_view data, std::string_view signature) const;
+
+  const std::string& sealing_key_id() const { return keys_.front().id; }
+
+ private:
+  struct Key {
+    std::string id;  // 8 hex digits of SHA-256(key): names the key, reveals nothing useful
+    std::string bytes;
+  };
+  std::vector<Key> keys_;
+};
+
+// 32 random bytes from OpenSSL's CSPRNG.
+std::string random_key();
+// base64url without padding.
+std::string base64url_encode(std::string_view bytes);
+std::optional<std::string> base64url_decode_loose(std::string_view text);
+
+}  // namespace mcpgate::credentials
