@@ -256,6 +256,10 @@ export async function startCredentialUpstream({ issuer, audience, acceptApiKey, 
       server.close().catch(() => {});
     });
     await server.connect(transport);
+    // A session id on initialize, as a stateful 2025-era server hands out (the server stays
+    // stateless: later requests carrying it are served like any other). The gateway keys what
+    // the session declared in its initialize by this id.
+    if (messages.some((m) => m?.method === 'initialize')) res.setHeader('mcp-session-id', crypto.randomUUID());
     await transport.handleRequest(req, res, parsed);
     done(res.statusCode);
     return undefined;

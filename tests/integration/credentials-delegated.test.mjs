@@ -1,0 +1,368 @@
+// Delegated credentials (the user's own downstream tokens) and RFC 8693 token exchange,
+// against a real oidc-provider (short-lived, rotating tokens; a token-exchange grant) and a
+// real MCP server (SDK) that validates the downstream tokens it receives and reports them.
+// Memory token store; the Redis store has its own file.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import * as jose from 'jose';
+
+import { startOidcProvider, CLIENTS } from '../support/oidc-provider.mjs';
+import { followAuthorizationRedirects, getTokenViaAuthCode } from '../support/oauth-client.mjs';
+import { startCredentialUpstream } from '../support/credential-upstream.mjs';
+import { freePort, metricValue, mcpPost, parseMetrics, sleep, startGateway, toYaml, LEGACY_PROTOCOL_VERSION } from '../support/harness.mjs';
+
+export const DOWNSTREAM_CLIENT = Object.freeze({ clientId: 'gw-web', clientSecret: 'gw-web-secret-4e8a1c6f0b2d4e6a8c0f2b4d6e8a0c1f' });
+export const DOWNSTREAM_API = 'https://api.downstream.example';
+export const TOKEN_TTL_S = 6;  // downstream access tokens: renewal is due after half of it
+
+export const toolCall = (name, id = 1, params = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {}, ...params } });
+
+// The downstream client the gateway uses for the connect flow, registered at the IdP.
+export function downstreamClient(gatewayBase) {
+  return {
+    client_id: DOWNSTREAM_CLIENT.clientId,
+    client_secret: DOWNSTREAM_CLIENT.clientSecret,
+    redirect_uris: [`${gatewayBase}/oauth/callback`],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  };
+}
+
+// Config sections for a gateway whose callers authenticate at `idp` and whose delegated
+// credential `user-api` holds tokens from the same provider's `gw-web` client.
+export function credentialSections(idp, { tokenStore } = {}) {
+  return toYaml({
+    authorization_servers: {
+      idp: { issuer: idp.issuer, client: { id: CLIENTS.mcpgate.clientId, secret: CLIENTS.mcpgate.clientSecret } },
+      down: { issuer: idp.issuer, client: { id: DOWNSTREAM_CLIENT.clientId, secret: DOWNSTREAM_CLIENT.clientSecret } },
+    },
+    credentials: {
+      'user-api': { type: 'delegated', server: 'down', scopes: ['offline_access', 'read:notes'], resource: DOWNSTREAM_API },
+      exchanged: { type: 'token_exchange', server: 'idp', audience: DOWNSTREAM_API, scopes: ['read:notes'] },
+    },
+    ...(tokenStore ? { token_store: tokenStore } : {}),
+  });
+}
+
+export function delegatedRoute(upstreamUrl) {
+  return {
+    name: 'user',
+    path: '/user',
+    upstream: upstreamUrl,
+    auth: { type: 'jwt', server: 'idp' },
+    upstream_credential: 'user-api',
+    tools: { 'public-time': { credential: 'none' } },
+  };
+}
+
+/** A caller's access token for the gateway's route `path` (alice unless `user`). */
+export async function callerToken(idp, base, path = 'user', user) {
+  const tokens = await getTokenViaAuthCode({ issuer: idp.issuer, resource: `${base}/${path}`, scope: 'openid read:notes', user });
+  return tokens.access_token;
+}
+
+/** The link in any of the three answer forms (and which form it was). */
+export function linkOf(message) {
+  if (message.result?.resultType === 'input_required') {
+    const [request] = Object.values(message.result.inputRequests);
+    return { form: 'input_required', url: request.params.url, request };
+  }
+  if (message.error?.code === -32042) return { form: 'url_elicitation', url: message.error.data.elicitations[0].url };
+  if (message.error) return { form: 'plain', url: message.error.data?.url, message: message.error.message };
+  return { form: 'none' };
+}
+
+/** What a browser does with a connect link: open it, sign in at the AS, come back. */
+export async function openConnectLink(link, { idp, gatewayBase, cookieOverride } = {}) {
+  const start = await fetch(link, { redirect: 'manual' });
+  if (start.status !== 302) return { status: start.status, text: await start.text() };
+  const cookie = start.headers.get('set-cookie')?.split(';')[0];
+  const location = start.headers.get('location');
+  const { callback } = await followAuthorizationRedirects(location, { issuer: idp.issuer, redirectUri: `${gatewayBase}/oauth/callback` });
+  const done = await fetch(callback, { headers: { cookie: cookieOverride ?? cookie ?? '' } });
+  return { status: done.status, text: await done.text(), location: new URL(location), callback, cookie };
+}
+
+/** The `whoami` report of the upstream: the downstream token's claims it validated. */
+export function whoami(res) {
+  assert.equal(res.status, 200, res.text);
+  const message = res.messages[0];
+  assert.ok(message.result?.content, `expected a tool result, got ${res.text}`);
+  return JSON.parse(message.result.content[0].text);
+}
+
+describe('delegated credentials (memory store)', () => {
+  let idp;
+  let upstream;
+  let gw;
+  let base;
+  let alice;
+  const adminToken = 'admin-token-9f1e';
+
+  before(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    idp = await startOidcProvider({
+      rotateRefreshTokens: true,
+      tokenExchange: true,
+      clients: [downstreamClient(base)],
+      clientTtls: { [DOWNSTREAM_CLIENT.clientId]: TOKEN_TTL_S },
+    });
+    upstream = await startCredentialUpstream({ issuer: idp.issuer, audience: DOWNSTREAM_API });
+    gw = await startGateway({
+      port,
+      server: { public_url: base },
+      admin: { token: adminToken },
+      routes: [
+        delegatedRoute(upstream.url),
+        { name: 'exchange', path: '/exchange', upstream: upstream.url, auth: { type: 'jwt', server: 'idp' }, upstream_credential: 'exchanged' },
+      ],
+      extraYaml: credentialSections(idp),
+    });
+    alice = await callerToken(idp, base);
+  });
+
+  after(async () => {
+    try {
+      await gw?.stopCleanly();
+    } finally {
+      await Promise.all([idp?.stop(), upstream?.close()]);
+    }
+  });
+
+  const metrics = async () => {
+    const res = await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const text = await res.text();
+    return { text, samples: parseMetrics(text) };
+  };
+  const asAlice = (extra = {}) => ({ authorization: `Bearer ${alice}`, ...extra });
+  const admin = (method, subject, body) =>
+    fetch(`${gw.adminUrl}/admin/v1/credentials/user-api/subjects/${encodeURIComponent(subject)}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+
+  it('a caller with no linked account gets a connect link; tools marked credential: none pass without one', async () => {
+    const plain = await mcpPost(`${base}/user`, toolCall('whoami'), { headers: asAlice() });
+    assert.equal(plain.status, 200, 'a JSON-RPC answer, not an HTTP error');
+    const link = linkOf(plain.messages[0]);
+    assert.equal(link.form, 'plain');
+    assert.match(link.message, /user-api/);
+    assert.ok(link.message.includes(link.url), 'the message carries the link for clients that show only messages');
+    assert.ok(link.url.startsWith(`${base}/oauth/connect/user-api?link=`), link.url);
+    assert.equal(upstream.seen.filter((r) => r.tools.includes('whoami')).length, 0, 'nothing reached the upstream');
+
+    const open = await mcpPost(`${base}/user`, toolCall('public-time'), { headers: asAlice() });
+    assert.equal(open.status, 200, open.text);
+    assert.ok(open.messages[0].result.content, 'credential: none tool answered');
+    assert.equal(upstream.seen.at(-1).authorization, undefined, 'and neither the caller token nor any other was sent');
+  });
+
+  it('2025-11-25 session that declared URL elicitation: JSON-RPC error -32042; 2026-07-28 with the capability: InputRequiredResult', async () => {
+    const init = await mcpPost(
+      `${base}/user`,
+      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: LEGACY_PROTOCOL_VERSION, capabilities: { elicitation: { form: {}, url: {} } }, clientInfo: { name: 't', version: '1' } } },
+      { headers: asAlice() },
+    );
+    assert.equal(init.status, 200, `initialize needs no credential: ${init.text}`);
+    const session = init.headers.get('mcp-session-id');
+    assert.ok(session);
+    const legacy = await mcpPost(`${base}/user`, toolCall('whoami', 2), {
+      headers: asAlice({ 'mcp-session-id': session, 'mcp-protocol-version': LEGACY_PROTOCOL_VERSION }),
+    });
+    assert.equal(legacy.status, 200);
+    const error = legacy.messages[0].error;
+    assert.equal(error.code, -32042, legacy.text);
+    assert.equal(legacy.messages[0].id, 2);
+    const [elicitation] = error.data.elicitations;
+    assert.equal(elicitation.mode, 'url');
+    assert.ok(elicitation.elicitationId);
+    assert.ok(elicitation.url.startsWith(`${base}/oauth/connect/user-api?link=`));
+
+    const modernBody = toolCall('whoami', 'm-1', { _meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } } } });
+    const modern = await mcpPost(`${base}/user`, modernBody, {
+      headers: asAlice({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'whoami' }),
+    });
+    assert.equal(modern.status, 200);
+    const result = modern.messages[0].result;
+    assert.equal(modern.messages[0].id, 'm-1');
+    assert.equal(result.resultType, 'input_required', modern.text);
+    const [request] = Object.values(result.inputRequests);
+    assert.equal(request.method, 'elicitation/create');
+    assert.equal(request.params.mode, 'url');
+    assert.ok(request.params.url.startsWith(`${base}/oauth/connect/user-api?link=`));
+    assert.ok(request.params.message);
+
+    // The same modern client without URL elicitation support gets the plain error.
+    const noCapability = await mcpPost(`${base}/user`, toolCall('whoami', 3), {
+      headers: asAlice({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'whoami' }),
+    });
+    assert.equal(linkOf(noCapability.messages[0]).form, 'plain');
+  });
+
+  it('connect flow: the link signs in at the downstream AS (PKCE, resource) and the tool then gets the user\'s token', async () => {
+    const answer = await mcpPost(`${base}/user`, toolCall('whoami'), { headers: asAlice() });
+    const { url } = linkOf(answer.messages[0]);
+    const flow = await openConnectLink(url, { idp, gatewayBase: base });
+    assert.equal(flow.status, 200, flow.text);
+    assert.match(flow.text, /Account connected/);
+    const q = flow.location.searchParams;
+    assert.equal(q.get('code_challenge_method'), 'S256');
+    assert.ok(q.get('code_challenge'));
+    assert.equal(q.get('resource'), DOWNSTREAM_API);
+    assert.equal(q.get('client_id'), DOWNSTREAM_CLIENT.clientId);
+    assert.equal(q.get('redirect_uri'), `${base}/oauth/callback`);
+
+    const res = await mcpPost(`${base}/user`, toolCall('whoami'), { headers: asAlice() });
+    const claims = whoami(res);
+    assert.equal(claims.sub, 'alice');
+    assert.equal(claims.client_id, DOWNSTREAM_CLIENT.clientId, 'the downstream token, issued to the gateway\'s client');
+    assert.equal(claims.aud, DOWNSTREAM_API);
+    const sent = upstream.seen.at(-1).authorization;
+    assert.notEqual(sent, `Bearer ${alice}`, 'the caller\'s own token never reaches the upstream');
+
+    // The admin API shows metadata only.
+    const meta = await admin('GET', 'alice');
+    assert.equal(meta.status, 200);
+    const text = await meta.text();
+    const body = JSON.parse(text);
+    assert.equal(body.subject, 'alice');
+    assert.equal(body.has_refresh_token, true);
+    assert.ok(body.expires_at > Date.now() / 1000);
+    assert.ok(!text.includes(sent.slice(7)), 'no token value in the admin answer');
+    assert.ok(!gw.logs().includes(sent.slice(7)), 'no token value in the logs');
+    const scraped = await metrics();
+    assert.equal(metricValue(scraped.samples, 'mcpgate_connect_flows_total', { credential: 'user-api', outcome: 'linked' }), 1);
+    assert.ok(metricValue(scraped.samples, 'mcpgate_token_store_seconds_count', { operation: 'get' }) >= 1);
+    assert.ok(!scraped.text.includes(sent.slice(7)), 'no token value in the metrics');
+  });
+
+  it('a used, tampered or expired link is refused, and so is a callback from another browser', async () => {
+    await admin('DELETE', 'alice');
+    const { url } = linkOf((await mcpPost(`${base}/user`, toolCall('whoami'), { headers: asAlice() })).messages[0]);
+    const tampered = new URL(url);
+    const [payload, signature] = tampered.searchParams.get('link').split('.');
+    const claims = JSON.parse(Buffer.from(payload, 'base64url'));
+    claims.s = 'mallory';
+    tampered.searchParams.set('link', `${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`);
+    const forged = await fetch(tampered, { redirect: 'manual' });
+    assert.equal(forged.status, 400, 'a link naming another subject does not verify');
+
+    // Another browser: the flow starts in one, the callback lands in one without its cookie.
+    const stolen = await openConnectLink(url, { idp, gatewayBase: base, cookieOverride: 'mcpgate_connect=someone-else' });
+    assert.equal(stolen.status, 400);
+    assert.match(stolen.text, /another browser/);
+    assert.equal((await admin('GET', 'alice')).status, 404, 'nothing was linked');
+
+    const replay = await fetch(url, { redirect: 'manual' });
+    assert.equal(replay.status, 400, 'a link works once');
+    assert.match(await replay.text(), /already used/);
+  });
+
+  it('expiry: a token due for renewal is refreshed exactly once, also for 20 concurrent calls; the rotated refresh token keeps working', async () => {
+    await admin('DELETE', 'alice');
+    const { url } = linkOf((await mcpPost(`${base}/user`, toolCall('whoami'), { headers: asAlice() })).messages[0]);
+    assert.equal((await openConnectLink(url, { idp, gatewayBase: base })).status, 200);
+    const first = whoami(await mcpPost(`${base}/user`, toolCall('whoami'), { headers: asAlice() }));
+
+    await idp.resetStats();
+    await sleep((TOKEN_TTL_S / 2 + 0.5) * 1000);  // renewal is due from half the lifetime on
+    const calls = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => mcpPost(`${base}/user`, toolCall('whoami', i + 10), { headers: asAlice() })),
+    );
+    const reports = calls.map(whoami);
+    const stats = await idp.stats({ clientId: DOWNSTREAM_CLIENT.clientId });
+    assert.equal(stats.refreshGrants, 1, `one refresh for 20 concurrent calls: ${JSON.stringify(stats.grants)}`);
+    assert.equal(stats.refreshGrantSuccesses, 1);
+    assert.ok(reports.every((r) => r.token_sha256 === reports[0].token_sha256), 'all 20 used the renewed token');
+    assert.notEqual(reports[0].token_sha256, first.token_sha256);
+
+    // Once more: the refresh token the first renewal stored (rotated) is the one spent now.
+    await sleep((TOKEN_TTL_S / 2 + 0.5) * 1000);
+    whoami(await mcpPost(`${base}/user`, toolCall('whoami', 99), { headers: asAlice() }));
+    const after = await idp.stats({ clientId: DOWNSTREAM_CLIENT.clientId });
+    assert.equal(after.refreshGrantSuccesses, 2, JSON.stringify(after.grants));
+    assert.equal(after.refreshGrants, 2, 'no refresh token was spent twice');
+  });
+
+  it('refresh-on-401: the upstream refuses the stored token, the gateway renews it and replays the call once', async () => {
+    // Seed (admin API) a token the upstream refuses, with the user's real refresh token.
+    const linked = await getTokenViaAuthCode({
+      issuer: idp.issuer,
+      clientId: DOWNSTREAM_CLIENT.clientId,
+      clientSecret: DOWNSTREAM_CLIENT.clientSecret,
+      redirectUri: `${base}/oauth/callback`,
+      resource: DOWNSTREAM_API,
+      scope: 'offline_access read:notes',
+    });
+    assert.ok(linked.refresh_token);
+    const put = await admin('PUT', 'alice', { access_token: 'revoked-or-garbage', refresh_token: linked.refresh_token, expires_in: 3600 });
+    assert.equal(put.status, 204);
+    await idp.resetStats();
+    const before = upstream.seen.length;
+    const claims = whoami(await mcpPost(`${base}/user`, toolCall('whoami', 7), { headers: asAlice() }));
+    assert.equal(claims.sub, 'alice');
+    const attempts = upstream.seen.slice(before).filter((r) => r.tools.includes('whoami'));
+    assert.deepEqual(attempts.map((r) => r.status), [401, 200], 'refused once, replayed once with the renewed token');
+    assert.equal(attempts[0].authorization, 'Bearer revoked-or-garbage');
+    assert.equal((await idp.stats({ clientId: DOWNSTREAM_CLIENT.clientId })).refreshGrantSuccesses, 1);
+  });
+
+  it('refresh failure: the stored tokens are deleted and the caller gets a fresh connect link that works', async () => {
+    await admin('PUT', 'alice', { access_token: 'revoked-or-garbage', refresh_token: 'not-a-refresh-token', expires_in: 3600 });
+    const res = await mcpPost(`${base}/user`, toolCall('whoami', 8), { headers: asAlice() });
+    assert.equal(res.status, 200, res.text);
+    const link = linkOf(res.messages[0]);
+    assert.equal(link.form, 'plain');
+    assert.match(link.message, /expired or was revoked/);
+    assert.equal((await admin('GET', 'alice')).status, 404, 'the dead tokens were deleted');
+    const scraped = await metrics();
+    assert.ok(metricValue(scraped.samples, 'mcpgate_credential_refreshes_total', { credential: 'user-api', outcome: 'rejected' }) >= 1);
+    assert.equal((await openConnectLink(link.url, { idp, gatewayBase: base })).status, 200);
+    assert.equal(whoami(await mcpPost(`${base}/user`, toolCall('whoami', 9), { headers: asAlice() })).sub, 'alice');
+  });
+
+  it('admin API: a wrong token is refused; PUT with expires_at, GET, DELETE', async () => {
+    const wrong = await fetch(`${gw.adminUrl}/admin/v1/credentials/user-api/subjects/bob`, { headers: { authorization: 'Bearer nope' } });
+    assert.equal(wrong.status, 401);
+    const none = await fetch(`${gw.adminUrl}/admin/v1/credentials/user-api/subjects/bob`);
+    assert.equal(none.status, 401);
+    const unknown = await fetch(`${gw.adminUrl}/admin/v1/credentials/exchanged/subjects/bob`, { headers: { authorization: `Bearer ${adminToken}` } });
+    assert.equal(unknown.status, 404, 'only delegated credentials hold per-user tokens');
+    const bad = await admin('PUT', 'bob', { refresh_token: 'r' });
+    assert.equal(bad.status, 400);
+    const expiresAt = Math.floor(Date.now() / 1000) + 1234;
+    assert.equal((await admin('PUT', 'bob', { access_token: 'a-secret-value', refresh_token: 'r-secret-value', expires_at: expiresAt, scope: 'read:notes' })).status, 204);
+    const got = await admin('GET', 'bob');
+    const text = await got.text();
+    assert.equal(got.status, 200);
+    assert.deepEqual(
+      (({ subject, issuer, has_refresh_token, expires_at, scope }) => ({ subject, issuer, has_refresh_token, expires_at, scope }))(JSON.parse(text)),
+      { subject: 'bob', issuer: idp.issuer, has_refresh_token: true, expires_at: expiresAt, scope: 'read:notes' },
+    );
+    assert.ok(!text.includes('secret-value'));
+    assert.equal((await admin('DELETE', 'bob')).status, 204);
+    assert.equal((await admin('GET', 'bob')).status, 404);
+  });
+
+  it('token_exchange: the upstream gets an RFC 8693 token for the caller, cached per caller', async () => {
+    const token = await callerToken(idp, base, 'exchange');
+    await idp.resetStats();
+    const first = whoami(await mcpPost(`${base}/exchange`, toolCall('whoami'), { headers: { authorization: `Bearer ${token}` } }));
+    assert.equal(first.sub, 'alice');
+    assert.equal(first.aud, DOWNSTREAM_API);
+    assert.equal(first.client_id, CLIENTS.mcpgate.clientId);
+    assert.deepEqual(first.act, { sub: CLIENTS.mcpgate.clientId });
+    assert.notEqual(upstream.seen.at(-1).authorization, `Bearer ${token}`);
+    const subjectClaims = jose.decodeJwt(token);
+    assert.equal(subjectClaims.sub, first.sub);
+    for (let i = 0; i < 4; i++) whoami(await mcpPost(`${base}/exchange`, toolCall('whoami', i + 2), { headers: { authorization: `Bearer ${token}` } }));
+    const stats = await idp.stats();
+    assert.ok(stats.tokenExchanges >= 1 && stats.tokenExchanges <= 2, `cached per caller on each of the two loops: ${stats.tokenExchanges}`);
+    const bob = await callerToken(idp, base, 'exchange', 'bob');
+    assert.equal(whoami(await mcpPost(`${base}/exchange`, toolCall('whoami', 9), { headers: { authorization: `Bearer ${bob}` } })).sub, 'bob');
+  });
+});
