@@ -55,6 +55,13 @@ void log_restart_only_changes(const config::Config& old_config, const config::Co
       old_config.admin.listen.to_string() != new_config.admin.listen.to_string() ||
       old_config.admin.token != new_config.admin.token || old_config.server.tls.has_value() != new_config.server.tls.has_value())
     spdlog::warn("config reload: changes to server.listen, server.workers, server.tls on/off and admin take effect on restart");
+  const auto& old_store = old_config.token_store;
+  const auto& new_store = new_config.token_store;
+  if (old_store.backend != new_store.backend || old_store.redis_host != new_store.redis_host ||
+      old_store.redis_port != new_store.redis_port || old_store.redis_db != new_store.redis_db ||
+      old_store.redis_password != new_store.redis_password || old_store.key_prefix != new_store.key_prefix ||
+      old_store.encryption_keys != new_store.encryption_keys)
+    spdlog::warn("config reload: changes to token_store (backend, Redis, key prefix, keys) take effect on restart");
 }
 
 // SIGHUP: load and validate off the event loops; a bad config leaves the old one serving.

@@ -5,19 +5,14 @@
 
 #include <ctime>
 
+#include "core/json.h"
+
 namespace mcpgate::admin {
 namespace {
 
 constexpr std::string_view kCredentialsApi = "/admin/v1/credentials/";
 
-using JsonPtr = std::unique_ptr<json_t, decltype(&json_decref)>;
-
-std::string dump(json_t* value) {
-  char* text = json_dumps(value, JSON_COMPACT);
-  std::string out = text != nullptr ? text : "{}";
-  std::free(text);
-  return out;
-}
+using core::JsonPtr;
 
 // A path segment, percent-decoded ('+' stays '+': this is a path, not a query).
 std::optional<std::string> decode_segment(std::string_view segment) {
@@ -140,7 +135,7 @@ void AdminExchange::get_tokens(const credentials::UserKey& user) {
                              tokens.scope.c_str(), "expires_at", static_cast<json_int_t>(tokens.expires_at), "updated_at",
                              static_cast<json_int_t>(tokens.updated_at)),
                    &json_decref);
-    reply_json(200, dump(object.get()));
+    reply_json(200, core::json_text(object.get()));
   });
 }
 

@@ -12,8 +12,11 @@
 #include <memory>
 
 #include "auth/uri.h"
+#include "core/base64url.h"
 
 namespace mcpgate::auth {
+
+using core::base64url_decode;
 namespace {
 
 using JsonPtr = std::unique_ptr<json_t, decltype(&json_decref)>;
@@ -21,38 +24,6 @@ struct CjoseJwsRelease {
   void operator()(cjose_jws_t* jws) const noexcept { cjose_jws_release(jws); }
 };
 using CjoseJwsPtr = std::unique_ptr<cjose_jws_t, CjoseJwsRelease>;
-
-int base64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-// Strict base64url without padding (RFC 7515 section 2): other characters, a
-// dangling sixth bit group or non-zero spare bits make the text non-canonical,
-// and two spellings of one signature are one too many.
-std::optional<std::string> base64url_decode(std::string_view text) {
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t bits = 0;
-  int bit_count = 0;
-  for (char c : text) {
-    const int value = base64url_value(c);
-    if (value < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<uint32_t>(value);
-    bit_count += 6;
-    if (bit_count >= 8) {
-      bit_count -= 8;
-      out.push_back(static_cast<char>((bits >> bit_count) & 0xff));
-    }
-  }
-  if ((bits & ((1u << bit_count) - 1)) != 0) return std::nullopt;
-  return out;
-}
 
 JsonPtr parse_object(std::string_view text) {
   // Duplicate keys are rejected: two readers of one token must not see two values.

@@ -1,13 +1,14 @@
 #include "credentials/delegated_tokens.h"
 
 #include <event2/event.h>
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <ctime>
 
 #include "credentials/token_endpoint.h"
 #include "observability/log.h"
+
+#include "credentials/connect_link.h"
 
 namespace mcpgate::credentials {
 namespace {
@@ -16,11 +17,6 @@ constexpr int kRenewalFailedRetryS = 2;
 
 int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
 
-std::string random_owner() {
-  unsigned char bytes[16];
-  RAND_bytes(bytes, sizeof bytes);
-  return base64url_encode(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
-}
 
 }  // namespace
 
@@ -128,7 +124,7 @@ void DelegatedTokens::on_loaded(const AttemptPtr& attempt, StoreStatus status, U
 }
 
 void DelegatedTokens::acquire_lock(const AttemptPtr& attempt) {
-  attempt->lock_owner = random_owner();
+  attempt->lock_owner = random_token(16);
   store_.lock(attempt->user, attempt->lock_owner, kLockTtlMs,
               [this, weak = std::weak_ptr<Attempt>(attempt)](StoreStatus status) {
                 if (auto attempt = weak.lock()) on_locked(attempt, status);

@@ -7,6 +7,8 @@
 #include <openssl/sha.h>
 
 #include <memory>
+
+#include "core/base64url.h"
 #include <stdexcept>
 
 namespace mcpgate::credentials {
@@ -36,45 +38,6 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
 }
 
 }  // namespace
-
-std::string base64url_encode(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  for (unsigned char c : bytes) {
-    bits = (bits << 8) | c;
-    count += 8;
-    while (count >= 6) {
-      count -= 6;
-      out.push_back(kAlphabet[(bits >> count) & 63]);
-    }
-  }
-  if (count > 0) out.push_back(kAlphabet[(bits << (6 - count)) & 63]);
-  return out;
-}
-
-std::optional<std::string> base64url_decode_loose(std::string_view text) {
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  for (char c : text) {
-    int value = -1;
-    if (c >= 'A' && c <= 'Z') value = c - 'A';
-    else if (c >= 'a' && c <= 'z') value = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') value = c - '0' + 52;
-    else if (c == '-') value = 62;
-    else if (c == '_') value = 63;
-    if (value < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<uint32_t>(value);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xff));
-    }
-  }
-  return out;
-}
 
 std::string random_key() {
   std::string key(32, '\0');
@@ -109,7 +72,7 @@ std::string TokenSealer::seal(std::string_view plaintext, std::string_view conte
       EVP_EncryptFinal_ex(ctx.get(), bytes + kNonceBytes + length, &length) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, bytes + kNonceBytes + plaintext.size()) == 1;
   if (!ok) throw std::runtime_error("AES-256-GCM encryption failed");
-  return key.id + "." + base64url_encode(out);
+  return key.id + "." + core::base64url_encode(out);
 }
 
 std::optional<std::string> TokenSealer::open(std::string_view sealed, std::string_view context) const {
@@ -120,7 +83,7 @@ std::optional<std::string> TokenSealer::open(std::string_view sealed, std::strin
   for (const Key& candidate : keys_)
     if (candidate.id == id) key = &candidate;
   if (key == nullptr) return std::nullopt;
-  const auto raw = base64url_decode_loose(sealed.substr(dot + 1));
+  const auto raw = core::base64url_decode(sealed.substr(dot + 1));
   if (!raw || raw->size() < kNonceBytes + kTagBytes) return std::nullopt;
   const auto* bytes = reinterpret_cast<const unsigned char*>(raw->data());
   const std::size_t text_length = raw->size() - kNonceBytes - kTagBytes;

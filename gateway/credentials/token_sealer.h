@@ -37,8 +37,5 @@ class TokenSealer {
 
 // 32 random bytes from OpenSSL's CSPRNG.
 std::string random_key();
-// base64url without padding.
-std::string base64url_encode(std::string_view bytes);
-std::optional<std::string> base64url_decode_loose(std::string_view text);
 
 }  // namespace mcpgate::credentials

@@ -5,10 +5,14 @@
 
 #include <chrono>
 
+#include "core/base64url.h"
+
+#include "core/json.h"
+
 namespace mcpgate::credentials {
 namespace {
 
-using JsonPtr = std::unique_ptr<json_t, decltype(&json_decref)>;
+using core::JsonPtr;
 
 std::string string_member(const json_t* object, const char* key) {
   const char* value = json_string_value(json_object_get(object, key));
@@ -23,10 +27,7 @@ std::string tokens_to_json(const UserTokens& tokens) {
                            static_cast<json_int_t>(tokens.expires_at), "updated_at",
                            static_cast<json_int_t>(tokens.updated_at)),
                  &json_decref);
-  char* text = json_dumps(object.get(), JSON_COMPACT);
-  std::string out = text != nullptr ? text : "{}";
-  std::free(text);
-  return out;
+  return core::json_text(object.get());
 }
 
 std::optional<UserTokens> tokens_from_json(const std::string& json) {
@@ -64,8 +65,8 @@ TokenStore::TokenStore(StoreBackendPtr backend, std::shared_ptr<const TokenSeale
 
 // Identifiers are base64url-encoded: no issuer or subject text can forge another user's key.
 std::string TokenStore::user_key(const UserKey& user, std::string_view kind) const {
-  return prefix_ + std::string(kind) + ":" + user.credential + ":" + base64url_encode(user.issuer) + ":" +
-         base64url_encode(user.subject);
+  return prefix_ + std::string(kind) + ":" + user.credential + ":" + core::base64url_encode(user.issuer) + ":" +
+         core::base64url_encode(user.subject);
 }
 
 template <typename Callback>

@@ -4,17 +4,12 @@
 
 #include <memory>
 
+#include "core/json.h"
+
 namespace mcpgate::mcp {
 namespace {
 
-using JsonPtr = std::unique_ptr<json_t, decltype(&json_decref)>;
-
-std::string dump(json_t* value) {
-  char* text = json_dumps(value, JSON_COMPACT);
-  std::string out = text != nullptr ? text : "null";
-  std::free(text);
-  return out;
-}
+using core::JsonPtr;
 
 }  // namespace
 
@@ -52,7 +47,7 @@ std::string link_required_response(LinkAnswer form, const std::string& id_json, 
                                     (message + " Open this link: " + url).c_str(), "data", "url", url.c_str()));
       break;
   }
-  return dump(response.get());
+  return core::json_text(response.get());
 }
 
 }  // namespace mcpgate::mcp

@@ -47,12 +47,17 @@ void Metrics::record_request(unsigned shard_index, const RequestSample& sample) 
   bytes.first += sample.bytes_in;
   bytes.second += sample.bytes_out;
   if (sample.upstream_seconds >= 0) {
-    Histogram& histogram = shard.upstream_latency[std::string(sample.route)];
-    for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
-      if (sample.upstream_seconds <= kLatencyBuckets[i]) ++histogram.buckets[i];
-    ++histogram.count;
-    histogram.sum += sample.upstream_seconds;
+    shard.upstream_latency[std::string(sample.route)].observe(sample.upstream_seconds);
   }
+}
+
+void Metrics::append_histogram(std::string& out, std::string_view name, const std::string& label, const Histogram& histogram) {
+  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
+    out.append(name).append("_bucket{").append(label).append(",le=\"").append(format_number(kLatencyBuckets[i]))
+        .append("\"} ").append(std::to_string(histogram.buckets[i])).append("\n");
+  out.append(name).append("_bucket{").append(label).append(",le=\"+Inf\"} ").append(std::to_string(histogram.count)).append("\n");
+  out.append(name).append("_sum{").append(label).append("} ").append(format_number(histogram.sum)).append("\n");
+  out.append(name).append("_count{").append(label).append("} ").append(std::to_string(histogram.count)).append("\n");
 }
 
 void Metrics::record_credential_event(std::string_view kind, std::string_view credential, std::string_view outcome) {
@@ -62,11 +67,7 @@ void Metrics::record_credential_event(std::string_view kind, std::string_view cr
 
 void Metrics::record_store_latency(std::string_view operation, double seconds) {
   std::lock_guard lock(credential_mutex_);
-  Histogram& histogram = store_latency_[std::string(operation)];
-  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
-    if (seconds <= kLatencyBuckets[i]) ++histogram.buckets[i];
-  ++histogram.count;
-  histogram.sum += seconds;
+  store_latency_[std::string(operation)].observe(seconds);
 }
 
 std::string Metrics::render_prometheus() const {
@@ -100,13 +101,7 @@ std::string Metrics::render_prometheus() const {
   out.append("# TYPE mcpgate_upstream_latency_seconds histogram\n");
   for (const auto& [route, histogram] : latency) {
     const std::string label = "route=\"" + escape_label(route) + "\"";
-    for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
-      out.append("mcpgate_upstream_latency_seconds_bucket{").append(label).append(",le=\"")
-          .append(format_number(kLatencyBuckets[i])).append("\"} ").append(std::to_string(histogram.buckets[i])).append("\n");
-    out.append("mcpgate_upstream_latency_seconds_bucket{").append(label).append(",le=\"+Inf\"} ")
-        .append(std::to_string(histogram.count)).append("\n");
-    out.append("mcpgate_upstream_latency_seconds_sum{").append(label).append("} ").append(format_number(histogram.sum)).append("\n");
-    out.append("mcpgate_upstream_latency_seconds_count{").append(label).append("} ").append(std::to_string(histogram.count)).append("\n");
+    append_histogram(out, "mcpgate_upstream_latency_seconds", label, histogram);
   }
   out.append("# HELP mcpgate_request_bytes_total Request body bytes received from clients.\n");
   out.append("# TYPE mcpgate_request_bytes_total counter\n");
@@ -150,13 +145,7 @@ void Metrics::render_credential_metrics(std::string& out) const {
   out.append("# TYPE mcpgate_token_store_seconds histogram\n");
   for (const auto& [operation, histogram] : store_latency_) {
     const std::string label = "operation=\"" + escape_label(operation) + "\"";
-    for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
-      out.append("mcpgate_token_store_seconds_bucket{").append(label).append(",le=\"")
-          .append(format_number(kLatencyBuckets[i])).append("\"} ").append(std::to_string(histogram.buckets[i])).append("\n");
-    out.append("mcpgate_token_store_seconds_bucket{").append(label).append(",le=\"+Inf\"} ")
-        .append(std::to_string(histogram.count)).append("\n");
-    out.append("mcpgate_token_store_seconds_sum{").append(label).append("} ").append(format_number(histogram.sum)).append("\n");
-    out.append("mcpgate_token_store_seconds_count{").append(label).append("} ").append(std::to_string(histogram.count)).append("\n");
+    append_histogram(out, "mcpgate_token_store_seconds", label, histogram);
   }
 }
 

@@ -49,7 +49,15 @@ class Metrics {
     std::array<uint64_t, kLatencyBuckets.size()> buckets{};
     uint64_t count = 0;
     double sum = 0;
+    void observe(double seconds) {
+      for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i)
+        if (seconds <= kLatencyBuckets[i]) ++buckets[i];
+      ++count;
+      sum += seconds;
+    }
   };
+  // Prometheus text of one labelled histogram (`label`: `key="value"`).
+  static void append_histogram(std::string& out, std::string_view name, const std::string& label, const Histogram& histogram);
   struct Shard {
     mutable std::mutex mutex;
     std::map<std::tuple<std::string, std::string, std::string, int>, uint64_t> requests;

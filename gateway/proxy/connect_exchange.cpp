@@ -11,6 +11,10 @@
 #include "credentials/token_endpoint.h"
 #include "observability/log.h"
 
+#include "core/base64url.h"
+
+#include "core/json.h"
+
 namespace mcpgate::proxy {
 namespace {
 
@@ -19,7 +23,7 @@ constexpr std::string_view kCallbackPath = "/oauth/callback";
 constexpr std::string_view kFlowCookie = "mcpgate_connect";
 constexpr int64_t kFlowTtlS = 600;  // from the redirect to the AS until the callback
 
-using JsonPtr = std::unique_ptr<json_t, decltype(&json_decref)>;
+using core::JsonPtr;
 
 int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
 
@@ -41,17 +45,14 @@ std::string html_escape(std::string_view text) {
 std::string pkce_challenge(const std::string& verifier) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(verifier.data()), verifier.size(), digest);
-  return credentials::base64url_encode(std::string_view(reinterpret_cast<char*>(digest), sizeof digest));
+  return core::base64url_encode(std::string_view(reinterpret_cast<char*>(digest), sizeof digest));
 }
 
 std::string flow_to_json(const credentials::ConnectGrant& grant, const std::string& verifier) {
   JsonPtr object(json_pack("{s:s, s:s, s:s, s:s}", "c", grant.credential.c_str(), "i", grant.issuer.c_str(), "s",
                            grant.subject.c_str(), "v", verifier.c_str()),
                  &json_decref);
-  char* text = json_dumps(object.get(), JSON_COMPACT);
-  std::string out = text != nullptr ? text : "{}";
-  std::free(text);
-  return out;
+  return core::json_text(object.get());
 }
 
 bool flow_from_json(const std::string& json, credentials::ConnectGrant* grant, std::string* verifier) {

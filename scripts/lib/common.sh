@@ -5,6 +5,8 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD_DEPS=(build-essential cmake ninja-build pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
             libcjose-dev libjansson-dev libyaml-cpp-dev libspdlog-dev doctest-dev libhiredis-dev redis-server
             openssl curl ca-certificates)
+# Only scripts/test needs these: the browser the connect-flow test drives (tests/integration/credentials-browser.test.mjs).
+TEST_DEPS=(chromium)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

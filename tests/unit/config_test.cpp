@@ -2,8 +2,12 @@
 // with its position.
 #include <doctest/doctest.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -401,7 +405,7 @@ TEST_CASE("config: unknown keys name the key and where it is") {
 }
 
 TEST_CASE("config: top-level sections of later capabilities are not supported yet") {
-  for (const char* key : {"token_store", "session_envelope", "plugins"}) {
+  for (const char* key : {"session_envelope", "plugins"}) {
     for (const char* value : {" {a: 1}", " [x]", "", " {}", " []", " null"}) {
       CAPTURE(key);
       CAPTURE(value);
@@ -476,9 +480,9 @@ TEST_CASE("config: a list of upstreams is not supported yet") {
 }
 
 TEST_CASE("config: the design's full config is rejected as not supported yet, not as unknown") {
-  // authorization_servers, the jwt route parts and the static, passthrough and
-  // client_credentials credentials are supported now; delegated and token_exchange credentials,
-  // the token store, the session envelope, plugins and rate_limits are not.
+  // authorization_servers, the jwt route parts, every credential type (static, passthrough,
+  // client_credentials, token_exchange, delegated) and the token store are supported now; the
+  // session envelope, plugins and rate_limits are not.
   // The user-facing shape from the design (shared/design/config.yaml), abridged.
   const std::string server = R"(server:
   listen: "0.0.0.0:8443"
@@ -517,9 +521,10 @@ credentials:
     header: X-Api-Key
     value: ${UPSTREAM_API_KEY}
 )";
-  const std::string unsupported_sections = R"(token_store:
+  const std::string token_store = R"(token_store:
   backend: memory
-session_envelope:
+)";
+  const std::string unsupported_sections = R"(session_envelope:
   key_file: /etc/mcpgate/session.key
   key_id: k1
 plugins:
@@ -552,38 +557,55 @@ plugins:
   ScopedEnv admin_token("MCPGATE_ADMIN_TOKEN", nullptr);  // keys are checked before any value
   ScopedEnv client_secret("MCPGATE_CLIENT_SECRET", nullptr);
   ScopedEnv api_key("UPSTREAM_API_KEY", nullptr);
-  CHECK_CONFIG_ERROR(server + supported_sections + unsupported_sections + routes, "test.yaml:36:1: ",
-                     "token_store: not supported yet (");
+  // token_store (lines 36-37) loads; the first section not supported yet is the session envelope.
+  CHECK_CONFIG_ERROR(server + supported_sections + token_store + unsupported_sections + routes, "test.yaml:38:1: ",
+                     "session_envelope: not supported yet (");
 
   // Without the top-level sections, the route reports its first unsupported key.
   ScopedEnv set_token("MCPGATE_ADMIN_TOKEN", "t");
   CHECK_CONFIG_ERROR(server + routes, "test.yaml:33:5: ", "routes[0].rate_limits: not supported yet (");
 
-  // The delegated credential is read before the routes that use it.
+  // The credentials are read before the routes that use them: an unset variable in the static
+  // credential (line 35) is reported before the route's unsupported key.
   ScopedEnv set_secret("MCPGATE_CLIENT_SECRET", "s");
+  CHECK_CONFIG_ERROR(server + supported_sections + routes, "test.yaml:35:12: ",
+                     "credentials.api-key.value: environment variable 'UPSTREAM_API_KEY' is not set");
+  // With it set, the delegated credential loads too, and the route reports rate_limits (line 50).
   ScopedEnv set_api_key("UPSTREAM_API_KEY", "k3y");
-  CHECK_CONFIG_ERROR(server + supported_sections + routes, "test.yaml:29:11: ",
-                     "credentials.user-api.type: credential type 'delegated' is not supported yet");
+  CHECK_CONFIG_ERROR(server + supported_sections + routes, "test.yaml:50:5: ",
+                     "routes[0].rate_limits: not supported yet (");
 
-  // With those removed, the design's authorization server, static credential and jwt route load.
-  std::string sections = supported_sections;
-  const std::string_view delegated =
-      "  user-api:\n    type: delegated\n    server: corp\n    scopes: [openid, profile, offline_access]\n";
-  sections.erase(sections.find(delegated), delegated.size());
+  // Without rate_limits, the design's authorization server, credentials, token store and jwt
+  // route load, the route using the delegated credential.
   std::string supported_routes = routes;
   for (std::string_view line : {"    rate_limits:\n      - { per: subject, tool: delete_note, rate: 10/min, burst: 5 }\n"}) {
     supported_routes.erase(supported_routes.find(line), line.size());
   }
-  const std::string_view user_api = "upstream_credential: user-api";
-  supported_routes.replace(supported_routes.find(user_api), user_api.size(), "upstream_credential: api-key");
-  const ConfigPtr config = load(server + sections + supported_routes);
+  const ConfigPtr config = load(server + supported_sections + token_store + supported_routes);
   CHECK(config->authorization_servers.at("corp").client_secret == "s");
+  const CredentialConfig& user_api = config->credentials.at("user-api");
+  CHECK(user_api.type == CredentialType::Delegated);
+  CHECK(user_api.server == "corp");
+  CHECK(user_api.scopes == std::vector<std::string>{"openid", "profile", "offline_access"});
+  CHECK(user_api.header == "Authorization");
   CHECK(config->credentials.at("api-key").value == "k3y");
   CHECK(config->credentials.at("api-key").header == "X-Api-Key");
-  CHECK(config->routes.at(0).upstream_credential == "api-key");
+  CHECK(config->token_store.backend == StoreBackendType::Memory);
+  CHECK(config->token_store.encryption_keys.empty());
+  CHECK(config->routes.at(0).upstream_credential == "user-api");
   CHECK(config->routes.at(0).tools.at("get-current-time").credential == std::optional<std::string>("none"));
   CHECK(config->routes.at(0).auth.type == AuthType::Jwt);
   CHECK(config->routes.at(0).auth.scopes_supported == std::vector<std::string>{"read:notes", "write:notes"});
+
+  // The same delegated credential on a route without auth has no caller to act for.
+  std::string open_routes = supported_routes;
+  const std::string_view jwt_auth =
+      "    auth:\n      type: jwt\n      server: corp\n      audience: \"https://mcp.example.com/notes\"\n"
+      "      required_scopes: [read:notes]\n";
+  open_routes.replace(open_routes.find(jwt_auth), jwt_auth.size(), "    auth: {type: none}\n");
+  CHECK_CONFIG_ERROR(server + supported_sections + token_store + open_routes, "test.yaml:46:26: ",
+                     "routes[0].upstream_credential: credential 'user-api' is delegated, which acts for an "
+                     "authenticated caller (route 'notes' has auth type 'none'");
 }
 
 // ---- Required keys ----
@@ -1492,13 +1514,17 @@ TEST_CASE("config: credential names") {
 
 TEST_CASE("config: credential types") {
   CHECK_CONFIG_ERROR(with_credentials("  x: {}\n"), "test.yaml:23:6: ", "credentials.x: missing required key 'type'");
-  CHECK_CONFIG_ERROR(with_credentials("  x: {type: delegated, server: corp}\n"), "test.yaml:23:13: ",
-                     "credentials.x.type: credential type 'delegated' is not supported yet");
-  CHECK_CONFIG_ERROR(with_credentials("  x: {type: token_exchange}\n"), "test.yaml:23:13: ",
-                     "credentials.x.type: credential type 'token_exchange' is not supported yet");
+  CHECK(load(with_credentials("  x: {type: delegated, server: corp}\n"))->credentials.at("x").type ==
+        CredentialType::Delegated);
+  CHECK(load(with_credentials("  x: {type: token_exchange, server: corp}\n"))->credentials.at("x").type ==
+        CredentialType::TokenExchange);
+  CHECK_CONFIG_ERROR(with_credentials("  x: {type: token_exchange}\n"), "test.yaml:23:6: ",
+                     "credentials.x: missing required key 'server'");
+  CHECK_CONFIG_ERROR(with_credentials("  x: {type: delegated}\n"), "test.yaml:23:6: ",
+                     "credentials.x: missing required key 'server'");
   CHECK_CONFIG_ERROR(with_credentials("  x: {type: bearer}\n"), "test.yaml:23:13: ",
-                     "credentials.x.type: unknown credential type 'bearer' (expected static, passthrough or "
-                     "client_credentials)");
+                     "credentials.x.type: unknown credential type 'bearer' (expected static, passthrough, "
+                     "client_credentials, token_exchange or delegated)");
   CHECK_CONFIG_ERROR(with_credentials("  x: {type: [static]}\n"), "test.yaml:23:13: ",
                      "credentials.x.type: expected a string (got a list)");
 }
@@ -1604,8 +1630,8 @@ TEST_CASE("config: route upstream_credential") {
                      "test.yaml:25:26: ", "routes[0].upstream_credential: expected a string (got a list)");
   CHECK_CONFIG_ERROR(with_credential_route(std::string(kOpenRouteStart) + "    upstream_credential: pt\n"),
                      "test.yaml:25:26: ",
-                     "routes[0].upstream_credential: credential 'pt' is passthrough, and passthrough needs an "
-                     "authenticated caller (route 'notes' has auth type 'none'");
+                     "routes[0].upstream_credential: credential 'pt' is passthrough, which acts for an "
+                     "authenticated caller (route 'notes' has auth type 'none': there is no validated caller)");
 }
 
 TEST_CASE("config: tool rule credential") {
@@ -1619,11 +1645,460 @@ TEST_CASE("config: tool rule credential") {
                      "test.yaml:26:23: ", "routes[0].tools.t.credential: expected a string (got a list)");
   CHECK_CONFIG_ERROR(with_credential_route(std::string(kOpenRouteStart) + "    tools:\n      t: {credential: pt}\n"),
                      "test.yaml:26:23: ",
-                     "routes[0].tools.t.credential: credential 'pt' is passthrough, and passthrough needs an "
-                     "authenticated caller");
+                     "routes[0].tools.t.credential: credential 'pt' is passthrough, which acts for an "
+                     "authenticated caller (route 'notes'");
   // Any other tool rule on an auth-none route is refused as before.
   CHECK_CONFIG_ERROR(with_credential_route(std::string(kOpenRouteStart) + "    tools:\n      t: {credential: key}\n"),
                      "test.yaml:25:5: ", "routes[0].tools: needs an auth type that identifies the caller");
   CHECK_CONFIG_ERROR(with_credential_route(std::string(kJwtRouteStart) + "    prompts:\n      p: {credential: key}\n"),
                      "test.yaml:26:11: ", "unknown key 'credential' in routes[0].prompts.p");
+}
+
+// ---- Grant credentials: token_exchange and delegated ----
+
+namespace {
+
+// Like with_credential_route, with 'tx' (token_exchange) and 'dg' (delegated) on lines 16-17;
+// the route's `body` from line 22 (keys at column 5).
+std::string with_grant_route(const std::string& body) {
+  return std::string(kCredentialServers) +
+         "credentials:\n  tx: {type: token_exchange, server: corp}\n  dg: {type: delegated, server: corp}\n" +
+         with_route(body);
+}
+
+}  // namespace
+
+TEST_CASE("config: token_exchange and delegated credentials load their fields") {
+  const ConfigPtr config = load(with_credentials(R"(  tx:
+    type: token_exchange
+    server: corp
+    scopes: [errors:read, errors:write]
+    resource: "https://API.internal.example.com/v1"
+    audience: api-internal
+    auth_method: client_secret_post
+    header: X-Upstream-Token
+    refresh_before_expiry_s: 120
+  tx-min:
+    type: token_exchange
+    server: corp
+  dg:
+    type: delegated
+    server: corp
+    scopes: [repo, read:user]
+    resource: "https://api.github.example/"
+    auth_method: client_secret_basic
+    header: X-GitHub-Token
+    refresh_before_expiry_s: 0
+  dg-min:
+    type: delegated
+    server: corp
+)"));
+  REQUIRE(config->credentials.size() == 4);
+
+  const CredentialConfig& tx = config->credentials.at("tx");
+  CHECK(tx.name == "tx");
+  CHECK(tx.type == CredentialType::TokenExchange);
+  CHECK(tx.server == "corp");
+  CHECK(tx.scopes == std::vector<std::string>{"errors:read", "errors:write"});
+  CHECK(tx.resource == "https://API.internal.example.com/v1");  // as written
+  CHECK(tx.audience == "api-internal");
+  CHECK(tx.auth_method == ClientAuthMethod::ClientSecretPost);
+  CHECK(tx.header == "X-Upstream-Token");
+  CHECK(tx.refresh_before_expiry_s == 120);
+  CHECK(tx.value.empty());
+
+  const CredentialConfig& tx_min = config->credentials.at("tx-min");
+  CHECK(tx_min.type == CredentialType::TokenExchange);
+  CHECK(tx_min.scopes.empty());
+  CHECK(tx_min.resource.empty());
+  CHECK(tx_min.audience.empty());
+  CHECK(tx_min.auth_method == ClientAuthMethod::ClientSecretBasic);
+  CHECK(tx_min.header == "Authorization");
+  CHECK(tx_min.refresh_before_expiry_s == 300);
+
+  const CredentialConfig& dg = config->credentials.at("dg");
+  CHECK(dg.type == CredentialType::Delegated);
+  CHECK(dg.server == "corp");
+  CHECK(dg.scopes == std::vector<std::string>{"repo", "read:user"});
+  CHECK(dg.resource == "https://api.github.example/");
+  CHECK(dg.audience.empty());
+  CHECK(dg.auth_method == ClientAuthMethod::ClientSecretBasic);
+  CHECK(dg.header == "X-GitHub-Token");
+  CHECK(dg.refresh_before_expiry_s == 0);
+
+  const CredentialConfig& dg_min = config->credentials.at("dg-min");
+  CHECK(dg_min.type == CredentialType::Delegated);
+  CHECK(dg_min.scopes.empty());
+  CHECK(dg_min.header == "Authorization");
+  CHECK(dg_min.refresh_before_expiry_s == 300);
+}
+
+TEST_CASE("config: token_exchange and delegated credential errors") {
+  const std::string tx = "  x:\n    type: token_exchange\n";  // lines 23-24
+  const std::string dg = "  x:\n    type: delegated\n";
+  CHECK_CONFIG_ERROR(with_credentials(tx + "    server: nope\n"), "test.yaml:25:13: ",
+                     "credentials.x.server: unknown authorization server 'nope'");
+  CHECK_CONFIG_ERROR(with_credentials(tx + "    server: public\n"), "test.yaml:25:13: ",
+                     "credentials.x.server: authorization server 'public' needs client.id and client.secret for the "
+                     "token exchange grant (RFC 8693)");
+  CHECK_CONFIG_ERROR(with_credentials(dg + "    server: public\n"), "test.yaml:25:13: ",
+                     "credentials.x.server: authorization server 'public' needs client.id and client.secret for the "
+                     "authorization code and refresh grants");
+  CHECK_CONFIG_ERROR(with_credentials(dg + "    server: bare\n"), "test.yaml:25:13: ",
+                     "authorization server 'bare' needs client.id and client.secret");
+  CHECK_CONFIG_ERROR(with_credentials(tx + "    server: manual\n"), "test.yaml:25:13: ",
+                     "credentials.x.server: authorization server 'manual' has manual metadata without a 'token_endpoint'");
+  CHECK_CONFIG_ERROR(with_credentials(dg + "    server: manual\n"), "test.yaml:25:13: ",
+                     "credentials.x.server: authorization server 'manual' has manual metadata without a 'token_endpoint'");
+  // The audience parameter is for grants the gateway makes for itself, not for a user's own tokens.
+  CHECK_CONFIG_ERROR(with_credentials(dg + "    server: corp\n    audience: api\n"), "test.yaml:26:5: ",
+                     "unknown key 'audience' in credential 'x'");
+  CHECK(load(with_credentials(tx + "    server: corp\n    audience: api\n"))->credentials.at("x").audience == "api");
+  for (const std::string& start : {tx, dg}) {
+    CAPTURE(start);
+    const std::string with_server = start + "    server: corp\n";  // keys from line 26
+    CHECK_CONFIG_ERROR(with_credentials(with_server + "    value: k\n"), "test.yaml:26:5: ",
+                       "unknown key 'value' in credential 'x'");
+    CHECK_CONFIG_ERROR(with_credentials(with_server + "    scopes: [a, a]\n"), "test.yaml:26:17: ",
+                       "credentials.x.scopes[1]: 'a' is listed twice");
+    CHECK_CONFIG_ERROR(with_credentials(with_server + "    resource: api.example.com\n"), "test.yaml:26:15: ",
+                       "credentials.x.resource: invalid URL");
+    CHECK_CONFIG_ERROR(with_credentials(with_server + "    auth_method: private_key_jwt\n"), "test.yaml:26:18: ",
+                       "credentials.x.auth_method: expected one of client_secret_basic, client_secret_post");
+    CHECK_CONFIG_ERROR(with_credentials(with_server + "    refresh_before_expiry_s: 86401\n"), "test.yaml:26:30: ",
+                       "credentials.x.refresh_before_expiry_s: expected at most 86400");
+    CHECK_CONFIG_ERROR(with_credentials(with_server + "    header: Host\n"), "test.yaml:26:13: ",
+                       "credentials.x.header: 'Host' frames or routes the request");
+  }
+}
+
+TEST_CASE("config: token_exchange and delegated act for a caller, so an auth-none route refuses them") {
+  for (const char* name : {"tx", "dg"}) {
+    CAPTURE(name);
+    const std::string kind = std::string(name) == "tx" ? "token_exchange" : "delegated";
+    CHECK_CONFIG_ERROR(with_grant_route(std::string(kOpenRouteStart) + "    upstream_credential: " + name + "\n"),
+                       "test.yaml:25:26: ",
+                       "routes[0].upstream_credential: credential '" + std::string(name) + "' is " + kind +
+                           ", which acts for an authenticated caller (route 'notes' has auth type 'none': there is "
+                           "no validated caller)");
+    CHECK_CONFIG_ERROR(with_grant_route(std::string(kOpenRouteStart) + "    tools:\n      t: {credential: " + name + "}\n"),
+                       "test.yaml:26:23: ",
+                       "routes[0].tools.t.credential: credential '" + std::string(name) + "' is " + kind +
+                           ", which acts for an authenticated caller");
+  }
+  const ConfigPtr config = load(with_grant_route(std::string(kJwtRouteStart) +
+                                                 "    upstream_credential: dg\n    tools:\n      t: {credential: tx}\n"));
+  CHECK(config->routes.at(0).upstream_credential == "dg");
+  CHECK(config->routes.at(0).tools.at("t").credential == std::optional<std::string>("tx"));
+}
+
+// ---- Secret files: token store keys and static value_file ----
+
+namespace {
+
+// A private temporary directory, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = "/tmp/mcpgate-config-test-XXXXXX";
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  // Writes `content` byte for byte to `name` in the directory; returns its path.
+  std::string write(const std::string& name, const std::string& content) const {
+    const std::string path = path_ + "/" + name;
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    REQUIRE(out.good());
+    return path;
+  }
+  std::string path(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// 32 key bytes with a NUL, a newline and a space inside (raw key files are binary).
+std::string store_key(unsigned char seed) {
+  std::string key;
+  for (int i = 0; i < 32; ++i) key.push_back(static_cast<char>(seed + i * 37));
+  key[3] = '\0';
+  key[4] = '\n';
+  key[5] = ' ';
+  key[31] = static_cast<char>(0xa5);  // see the bug note in the report: a final '\n' or '\r' byte is stripped
+  return key;
+}
+
+std::string to_hex(const std::string& bytes, bool upper = false) {
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+std::string to_base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                     reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(length));
+  return out;
+}
+
+// A valid config with `token_store:` on line 3 and `body` (its keys, column 3) from line 4.
+std::string with_token_store(const std::string& body) { return with_sections("token_store:\n" + body); }
+
+const TokenStoreConfig& store_of(const ConfigPtr& config) { return config->token_store; }
+
+}  // namespace
+
+TEST_CASE("config: token_store is optional, defaults to memory, and must be a map") {
+  const TokenStoreConfig defaults;
+  for (const std::string& yaml : {with_route(kRouteBody), with_sections("token_store:\n"),
+                                  with_sections("token_store: {}\n"), with_sections("token_store: null\n")}) {
+    CAPTURE(yaml);
+    const ConfigPtr config = load(yaml);
+    const TokenStoreConfig& store = store_of(config);
+    CHECK(store.backend == StoreBackendType::Memory);
+    CHECK(store.redis_host == "127.0.0.1");
+    CHECK(store.redis_port == 6379);
+    CHECK(store.redis_db == 0);
+    CHECK(store.redis_password.empty());
+    CHECK(store.key_prefix == "mcpgate:");
+    CHECK(store.encryption_keys.empty());
+    CHECK(store.connect_link_ttl_s == 600);
+    CHECK(store.connect_link_ttl_s == defaults.connect_link_ttl_s);
+  }
+  CHECK_CONFIG_ERROR(with_sections("token_store: [x]\n"), "test.yaml:3:14: ", "token_store: expected a map (got a list)");
+  CHECK_CONFIG_ERROR(with_token_store("  foo: 1\n"), "test.yaml:4:3: ", "unknown key 'foo' in token_store");
+  CHECK_CONFIG_ERROR(with_token_store("  backend: postgres\n"), "test.yaml:4:12: ",
+                     "token_store.backend: expected one of memory, redis (got 'postgres')");
+  CHECK(load(with_token_store("  backend: memory\n  key_prefix: \"team-a:\"\n"))->token_store.key_prefix == "team-a:");
+}
+
+TEST_CASE("config: the redis backend needs redis_url and encryption_key_file") {
+  TempDir dir;
+  const std::string key_file = dir.write("store.key", to_hex(store_key(1)) + "\n");
+  CHECK_CONFIG_ERROR(with_token_store("  backend: redis\n  encryption_key_file: " + key_file + "\n"), "test.yaml:4:3: ",
+                     "token_store: the redis backend needs redis_url");
+  CHECK_CONFIG_ERROR(with_token_store("  backend: redis\n  redis_url: \"redis://127.0.0.1\"\n"), "test.yaml:4:3: ",
+                     "token_store: the redis backend needs encryption_key_file (shared by every replica)");
+  CHECK_CONFIG_ERROR(with_token_store("  backend: redis\n  redis_url: \"redis://127.0.0.1\"\n  encryption_key_file:\n"),
+                     "test.yaml:4:3: ", "token_store: the redis backend needs encryption_key_file");
+  const ConfigPtr config = load(with_token_store("  backend: redis\n  redis_url: \"redis://:pw@cache:6380/3\"\n"
+                                                 "  encryption_key_file: " + key_file + "\n  key_prefix: \"gw1:\"\n"
+                                                 "  connect_link_ttl_s: 120\n"));
+  const TokenStoreConfig& store = config->token_store;
+  CHECK(store.backend == StoreBackendType::Redis);
+  CHECK(store.redis_host == "cache");
+  CHECK(store.redis_port == 6380);
+  CHECK(store.redis_db == 3);
+  CHECK(store.redis_password == "pw");
+  CHECK(store.key_prefix == "gw1:");
+  CHECK(store.encryption_keys == std::vector<std::string>{store_key(1)});
+  CHECK(store.connect_link_ttl_s == 120);
+}
+
+TEST_CASE("config: token_store redis_url") {
+  // Parsed whenever it is given (here with the memory backend); the value starts at 4:14.
+  const auto parsed = [](const std::string& url) {
+    return load(with_token_store("  redis_url: \"" + url + "\"\n"))->token_store;
+  };
+  {
+    const TokenStoreConfig store = parsed("redis://127.0.0.1");
+    CHECK(store.redis_host == "127.0.0.1");
+    CHECK(store.redis_port == 6379);
+    CHECK(store.redis_db == 0);
+    CHECK(store.redis_password.empty());
+  }
+  {
+    const TokenStoreConfig store = parsed("redis://cache.internal:6380/2");
+    CHECK(store.redis_host == "cache.internal");
+    CHECK(store.redis_port == 6380);
+    CHECK(store.redis_db == 2);
+    CHECK(store.redis_password.empty());
+  }
+  {
+    const TokenStoreConfig store = parsed("redis://:s3cret@cache.internal:6380/15");
+    CHECK(store.redis_host == "cache.internal");
+    CHECK(store.redis_port == 6380);
+    CHECK(store.redis_db == 15);
+    CHECK(store.redis_password == "s3cret");
+  }
+  CHECK(parsed("redis://default:s3cret@h").redis_password == "s3cret");  // the user name is dropped
+  CHECK(parsed("redis://:p@ss@h").redis_password == "p@ss");             // the last '@' ends the user info
+  CHECK(parsed("redis://:p@ss@h").redis_host == "h");
+  CHECK(parsed("redis://h/").redis_db == 0);
+  CHECK(parsed("redis://h/99").redis_db == 99);
+  {
+    const TokenStoreConfig store = parsed("redis://[::1]:7000/1");
+    CHECK(store.redis_host == "::1");
+    CHECK(store.redis_port == 7000);
+    CHECK(store.redis_db == 1);
+  }
+  for (const char* url : {"http://h:6379", "rediss://h", "h:6379", "REDIS://h", "unix:///run/redis.sock"}) {
+    CAPTURE(url);
+    CHECK_CONFIG_ERROR(with_token_store("  redis_url: \"" + std::string(url) + "\"\n"), "test.yaml:4:14: ",
+                       "token_store.redis_url: expected redis://[:password@]host[:port][/db]");
+  }
+  for (const char* url : {"redis://h/x", "redis://h/100", "redis://h/-1", "redis://h/1/2", "redis://h/ 1"}) {
+    CAPTURE(url);
+    CHECK_CONFIG_ERROR(with_token_store("  redis_url: \"" + std::string(url) + "\"\n"), "test.yaml:4:14: ",
+                       "token_store.redis_url: the database after '/' must be a number from 0 to 99");
+  }
+  for (const char* url : {"redis://", "redis://h:0", "redis://h:99999", "redis://h:", "redis://::1:6379", "redis://:pw@"}) {
+    CAPTURE(url);
+    CHECK_CONFIG_ERROR(with_token_store("  redis_url: \"" + std::string(url) + "\"\n"), "test.yaml:4:14: ",
+                       "token_store.redis_url: invalid Redis URL: ");
+  }
+  CHECK_CONFIG_ERROR(with_token_store("  redis_url: \"\"\n"), "test.yaml:4:14: ", "token_store.redis_url: must not be empty");
+  // The password is a secret: errors do not echo the URL.
+  const std::string message = error_for(with_token_store("  redis_url: \"redis://:hunter2@h/x\"\n"));
+  CHECK(contains(message, "the database after '/'"));
+  CHECK_FALSE(contains(message, "hunter2"));
+}
+
+TEST_CASE("config: token_store encryption key files: raw, hex or base64, all the same 32 bytes") {
+  TempDir dir;
+  const std::string key = store_key(7);
+  REQUIRE(key.size() == 32);
+  const std::vector<std::string> files = {
+      dir.write("raw.key", key),
+      dir.write("hex.key", to_hex(key) + "\n"),
+      dir.write("hex-upper.key", to_hex(key, true)),
+      dir.write("hex-crlf.key", to_hex(key) + "\r\n"),
+      dir.write("base64.key", to_base64(key) + "\n"),  // as `openssl rand -base64 32 > file` writes it
+      dir.write("base64-bare.key", to_base64(key)),
+  };
+  for (const std::string& file : files) {
+    CAPTURE(file);
+    const ConfigPtr config = load(with_token_store("  encryption_key_file: " + file + "\n"));
+    REQUIRE(config->token_store.encryption_keys.size() == 1);
+    CHECK(config->token_store.encryption_keys[0] == key);
+  }
+}
+
+TEST_CASE("config: token_store encryption key files of the wrong size or missing are rejected") {
+  TempDir dir;
+  const std::string key = store_key(9);
+  const std::vector<std::string> wrong = {
+      dir.write("raw31.key", key.substr(0, 31)),
+      dir.write("raw33.key", key + "x"),
+      dir.write("hex62.key", to_hex(key).substr(0, 62) + "\n"),
+      dir.write("hex66.key", to_hex(key) + "ab\n"),
+      dir.write("hex-bad.key", "zz" + to_hex(key).substr(2) + "\n"),
+      dir.write("base64-16.key", to_base64(key.substr(0, 16)) + "\n"),
+      dir.write("base64-33.key", to_base64(key + "x") + "\n"),
+      dir.write("text.key", "correct horse battery staple\n"),
+  };
+  for (const std::string& file : wrong) {
+    CAPTURE(file);
+    const std::string message = error_for(with_token_store("  encryption_key_file: " + file + "\n"));
+    INFO("message: " << message);
+    CHECK(message.rfind("test.yaml:4:24: ", 0) == 0);
+    CHECK(contains(message, "token_store.encryption_key_file: a store key file must hold 32 bytes: raw, as 64 hex "
+                            "digits or in base64"));
+    CHECK_FALSE(contains(message, "horse"));  // the content is never echoed
+    CHECK_FALSE(contains(message, to_hex(key).substr(0, 16)));
+  }
+  const std::string missing = dir.path("no-such.key");
+  const std::string message = error_for(with_token_store("  encryption_key_file: " + missing + "\n"));
+  INFO("message: " << message);
+  CHECK(message.rfind("test.yaml:4:24: ", 0) == 0);
+  CHECK(contains(message, "token_store.encryption_key_file: "));
+  CHECK(contains(message, "'" + missing + "'"));
+  CHECK(contains(message, "No such file or directory"));
+  const std::string empty = dir.write("empty.key", "\n");
+  CHECK_CONFIG_ERROR(with_token_store("  encryption_key_file: " + empty + "\n"), "test.yaml:4:24: ",
+                     "token_store.encryption_key_file: the file '" + empty + "' is empty");
+  CHECK_CONFIG_ERROR(with_token_store("  encryption_key_file: \"\"\n"), "test.yaml:4:24: ",
+                     "token_store.encryption_key_file: must not be empty");
+}
+
+TEST_CASE("config: token_store previous_encryption_key_files open old entries after the sealing key") {
+  TempDir dir;
+  const std::string current = store_key(1);
+  const std::string old = store_key(2);
+  const std::string older = store_key(3);
+  const std::string current_file = dir.write("current.key", to_base64(current) + "\n");
+  const std::string old_file = dir.write("old.key", old);
+  const std::string older_file = dir.write("older.key", to_hex(older) + "\n");
+  const ConfigPtr config = load(with_token_store("  encryption_key_file: " + current_file +
+                                                 "\n  previous_encryption_key_files: [" + old_file + ", " + older_file +
+                                                 "]\n"));
+  CHECK(config->token_store.encryption_keys == std::vector<std::string>{current, old, older});
+  CHECK(load(with_token_store("  encryption_key_file: " + current_file + "\n  previous_encryption_key_files: []\n"))
+            ->token_store.encryption_keys == std::vector<std::string>{current});
+
+  CHECK_CONFIG_ERROR(with_token_store("  previous_encryption_key_files: [" + old_file + "]\n"), "test.yaml:4:34: ",
+                     "token_store.previous_encryption_key_files: previous keys only open old entries: set "
+                     "encryption_key_file for new writes");
+  CHECK_CONFIG_ERROR(with_token_store("  encryption_key_file:\n  previous_encryption_key_files: [" + old_file + "]\n"),
+                     "test.yaml:5:34: ", "token_store.previous_encryption_key_files: previous keys only open old entries");
+  const std::string bad = dir.write("bad.key", "short\n");
+  CHECK_CONFIG_ERROR(with_token_store("  encryption_key_file: " + current_file + "\n  previous_encryption_key_files: [" +
+                                      old_file + ", " + bad + "]\n"),
+                     "test.yaml:5:", "token_store.previous_encryption_key_files[1]: a store key file must hold 32 bytes");
+  CHECK_CONFIG_ERROR(with_token_store("  encryption_key_file: " + current_file + "\n  previous_encryption_key_files: " +
+                                      old_file + "\n"),
+                     "test.yaml:5:34: ", "token_store.previous_encryption_key_files: expected a list of key file paths");
+}
+
+TEST_CASE("config: token_store connect_link_ttl_s is 30 to 3600 seconds") {
+  CHECK(load(with_token_store("  connect_link_ttl_s: 30\n"))->token_store.connect_link_ttl_s == 30);
+  CHECK(load(with_token_store("  connect_link_ttl_s: 3600\n"))->token_store.connect_link_ttl_s == 3600);
+  CHECK_CONFIG_ERROR(with_token_store("  connect_link_ttl_s: 29\n"), "test.yaml:4:23: ",
+                     "token_store.connect_link_ttl_s: expected an integer of at least 30 (got 29)");
+  CHECK_CONFIG_ERROR(with_token_store("  connect_link_ttl_s: 0\n"), "test.yaml:4:23: ",
+                     "token_store.connect_link_ttl_s: expected an integer of at least 30 (got 0)");
+  CHECK_CONFIG_ERROR(with_token_store("  connect_link_ttl_s: 3601\n"), "test.yaml:4:23: ",
+                     "token_store.connect_link_ttl_s: expected at most 3600 (got 3601)");
+  CHECK_CONFIG_ERROR(with_token_store("  connect_link_ttl_s: \"600\"\n"), "test.yaml:4:23: ",
+                     "token_store.connect_link_ttl_s: expected an integer of at least 30 (got a quoted string)");
+}
+
+TEST_CASE("config: static credential value_file") {
+  TempDir dir;
+  const auto value_of = [](const std::string& path) {
+    return load(with_credentials("  x:\n    type: static\n    value_file: " + path + "\n"))->credentials.at("x").value;
+  };
+  CHECK(value_of(dir.write("lf", "Bearer abc\n")) == "Bearer abc");  // one trailing newline is stripped
+  CHECK(value_of(dir.write("crlf", "Bearer abc\r\n")) == "Bearer abc");
+  CHECK(value_of(dir.write("bare", "k3y: \"x\"")) == "k3y: \"x\"");
+  CHECK(value_of(dir.write("tab", "Bearer a\tb\n")) == "Bearer a\tb");
+  {
+    const std::string path = dir.write("hdr", "s3cret\n");
+    const ConfigPtr config =
+        load(with_credentials("  x:\n    type: static\n    header: X-Api-Key\n    value_file: " + path + "\n"));
+    CHECK(config->credentials.at("x").value == "s3cret");
+    CHECK(config->credentials.at("x").header == "X-Api-Key");
+  }
+  // value_file is on line 25, column 17.
+  for (const std::string& content : {std::string("a\nb\n"), std::string("a\n\n"), std::string("a\rb"),
+                                     std::string("a\0b", 3), std::string("a\x7f")}) {
+    CAPTURE(content);
+    const std::string path = dir.write("ctl", content);
+    const std::string message = error_for(with_credentials("  x:\n    type: static\n    value_file: " + path + "\n"));
+    INFO("message: " << message);
+    CHECK(message.rfind("test.yaml:25:17: ", 0) == 0);
+    CHECK(contains(message, "credentials.x.value_file: the file holds control characters"));
+  }
+  const std::string missing = dir.path("missing");
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value_file: " + missing + "\n"), "test.yaml:25:17: ",
+                     "credentials.x.value_file: cannot read");
+  CHECK(contains(error_for(with_credentials("  x:\n    type: static\n    value_file: " + missing + "\n")), missing));
+  const std::string empty = dir.write("empty", "");
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value_file: " + empty + "\n"), "test.yaml:25:17: ",
+                     "credentials.x.value_file: the file '" + empty + "' is empty");
+  const std::string good = dir.write("good", "k\n");
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value: k\n    value_file: " + good + "\n"),
+                     "test.yaml:26:17: ", "credentials.x.value_file: give either 'value' or 'value_file', not both");
+  CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value_file: " + good + "\n    value: k\n"),
+                     "test.yaml:25:17: ", "credentials.x.value_file: give either 'value' or 'value_file', not both");
 }
