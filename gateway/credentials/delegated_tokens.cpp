@@ -104,11 +104,8 @@ void DelegatedTokens::on_loaded(const AttemptPtr& attempt, StoreStatus status, U
                                                attempt->credential.refresh_before_expiry_s, now);
   if (attempt->locked) {
     // Renewed by another between our read and our lock: use theirs, do not spend the refresh token again.
-    if (tokens.access_token != attempt->seen_access_token && !refused && !expired) {
-      store_.unlock(attempt->user, attempt->lock_owner);
-      attempt->locked = false;
+    if (tokens.access_token != attempt->seen_access_token && !refused && !expired)
       return finish(attempt, DelegatedOutcome::State::Ready, tokens.access_token);
-    }
     return redeem_refresh(attempt, std::move(tokens));
   }
   if (usable) return finish(attempt, DelegatedOutcome::State::Ready, tokens.access_token);
@@ -162,11 +159,7 @@ void DelegatedTokens::on_poll_timer(int, short, void* raw) noexcept {
 }
 
 void DelegatedTokens::redeem_refresh(const AttemptPtr& attempt, UserTokens current) {
-  if (attempt->token_endpoint.empty()) {
-    store_.unlock(attempt->user, attempt->lock_owner);
-    attempt->locked = false;
-    return finish(attempt, DelegatedOutcome::State::Unavailable);
-  }
+  if (attempt->token_endpoint.empty()) return finish(attempt, DelegatedOutcome::State::Unavailable);
   attempt->seen_access_token = current.access_token;
   auto previous = std::make_shared<UserTokens>(std::move(current));
   // Owner of the callback: the loop's Fetcher, which never calls it after the worker is gone.
@@ -186,8 +179,6 @@ void DelegatedTokens::redeem_refresh(const AttemptPtr& attempt, UserTokens curre
                            if (status != StoreStatus::Ok)
                              spdlog::error("credential '{}': a renewed token could not be stored; the user may have to link again",
                                            attempt->credential.name);
-                           store_.unlock(attempt->user, attempt->lock_owner);
-                           attempt->locked = false;
                            finish(attempt, DelegatedOutcome::State::Ready, access);
                          });
                          return;
@@ -207,8 +198,6 @@ void DelegatedTokens::on_refresh_answer(const AttemptPtr& attempt, upstream::Fet
       .field("error", error.empty() ? result.detail : error)
       .emit();
   if (!rejected) {
-    store_.unlock(attempt->user, attempt->lock_owner);
-    attempt->locked = false;
     attempt->outcome->retry_after_s = kRenewalFailedRetryS;
     return finish(attempt, DelegatedOutcome::State::Unavailable);
   }
@@ -216,15 +205,17 @@ void DelegatedTokens::on_refresh_answer(const AttemptPtr& attempt, upstream::Fet
   // request asks the user to link again instead of failing the same way.
   attempt->outcome->refresh_refused = true;
   store_.erase(attempt->user, [this, weak = std::weak_ptr<Attempt>(attempt)](StoreStatus) {
-    auto attempt = weak.lock();
-    if (!attempt) return;
-    store_.unlock(attempt->user, attempt->lock_owner);
-    attempt->locked = false;
-    finish(attempt, DelegatedOutcome::State::NotLinked);
+    if (auto attempt = weak.lock()) finish(attempt, DelegatedOutcome::State::NotLinked);
   });
 }
 
+// Every way an attempt ends comes here, so a refresh lock it holds is always released (a
+// lock left behind would stall the user's next renewal for its whole lifetime).
 void DelegatedTokens::finish(const AttemptPtr& attempt, DelegatedOutcome::State state, const std::string& access_token) {
+  if (attempt->locked) {
+    store_.unlock(attempt->user, attempt->lock_owner);
+    attempt->locked = false;
+  }
   attempt->outcome->state = state;
   if (state == DelegatedOutcome::State::Ready) attempt->outcome->header_value = "Bearer " + access_token;
   if (attempt->timer != nullptr) evtimer_del(attempt->timer);

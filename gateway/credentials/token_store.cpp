@@ -127,7 +127,7 @@ void TokenStore::take_record(const std::string& name, ValueCallback done) {
 }
 
 void TokenStore::claim_once(const std::string& name, int64_t ttl_ms, StatusCallback done) {
-  backend_->add(prefix_ + "used:" + name, "1", ttl_ms, timed("lock", std::move(done)));
+  backend_->add(prefix_ + "used:" + name, "1", ttl_ms, timed("claim", std::move(done)));
 }
 
 }  // namespace mcpgate::credentials

@@ -284,6 +284,7 @@ void ConnectExchange::redeem(const Flow& flow, const std::string& code) {
 void ConnectExchange::page(int status, std::string_view title, std::string_view text, http::HeaderList headers) {
   headers.add("Content-Type", "text/html; charset=utf-8");
   headers.add("Cache-Control", "no-store");
+  if (status == 503) headers.add("Retry-After", "2");  // the store or the AS is back in moments, usually
   headers.add("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
   headers.add("X-Frame-Options", "DENY");
   const std::string body = "<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html_escape(title) +

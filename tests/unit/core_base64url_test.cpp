@@ -27,9 +27,7 @@ TEST_CASE("base64url: decode round-trips and refuses anything non-canonical") {
   }
   CHECK(base64url_decode("-_8") == std::optional<std::string>("\xfb\xff"));
   for (const char* bad : {"Zm9v=", "Zg==", "Zm+v", "Zm/v", "Zm9 v", "Z", "Zm9vY", "Zh", "Zm9", "-_9"}) {
-    CAPTURE(bad);
-    // "Zm9" is canonical ("fo"): only the others must fail.
-    if (std::string(bad) == "Zm9") continue;
+    CAPTURE(bad);  // "Zh", "Zm9", "-_9": non-zero spare bits (a second spelling of "f", "fo", "\xfb\xff")
     CHECK_FALSE(base64url_decode(bad).has_value());
   }
 }
