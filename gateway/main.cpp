@@ -111,6 +111,14 @@ int run(const config::ConfigPtr& config) {
                               "specification forbids this unless the upstream is the token's intended audience")
           .field("credential", name)
           .emit();
+  for (const auto& [name, credential] : config->credentials)
+    if (credential.type == config::CredentialType::Delegated)
+      observability::LogEvent(spdlog::level::info,
+                              "delegated credential: register this redirect URI for the gateway's client at its server")
+          .field("credential", name)
+          .field("server", credential.server)
+          .field("redirect_uri", public_url + "/oauth/callback")
+          .emit();
   for (const auto& route : config->routes)
     observability::LogEvent(spdlog::level::info, "route")
         .field("name", route.name)

@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "auth/token_lookup.h"
@@ -72,6 +73,11 @@ bool flow_from_json(const std::string& json, credentials::ConnectGrant* grant, s
 
 bool is_connect_path(std::string_view path) {
   return path == kCallbackPath || (path.substr(0, kConnectPrefix.size()) == kConnectPrefix && path.size() > kConnectPrefix.size());
+}
+
+bool offers_connect_flow(const config::Config& config) {
+  return std::any_of(config.credentials.begin(), config.credentials.end(),
+                     [](const auto& entry) { return entry.second.type == config::CredentialType::Delegated; });
 }
 
 ConnectExchange::ConnectExchange(http::Connection& connection, Worker& worker)

@@ -16,7 +16,10 @@
 
 namespace mcpgate::proxy {
 
+// The connect-flow paths; the gateway answers them only while a delegated credential is
+// configured (otherwise they belong to the routes like any other path).
 bool is_connect_path(std::string_view path);
+bool offers_connect_flow(const config::Config& config);
 
 class ConnectExchange : public http::Exchange {
  public:

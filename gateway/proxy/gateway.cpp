@@ -76,7 +76,7 @@ void Gateway::start() {
     auto settings_source = [worker] { return connection_settings(*worker->config); };
     auto factory = [worker](http::Connection& connection) -> std::unique_ptr<http::Exchange> {
       if (is_well_known_path(connection.request().path)) return std::make_unique<WellKnownExchange>(connection, *worker);
-      if (is_connect_path(connection.request().path)) return std::make_unique<ConnectExchange>(connection, *worker);
+      if (is_connect_path(connection.request().path) && offers_connect_flow(*worker->config)) return std::make_unique<ConnectExchange>(connection, *worker);
       return std::make_unique<ProxyExchange>(connection, *worker);
     };
     worker->listener = std::make_unique<http::Listener>(worker->loop, *worker->connections, options, tls_source,

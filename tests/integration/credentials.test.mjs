@@ -76,6 +76,8 @@ describe('upstream credentials', () => {
         },
         { name: 'picky', path: '/picky', upstream: picky.url, auth: { type: 'jwt', server: 'idp' }, upstream_credential: 'service' },
         { name: 'broken', path: '/broken', upstream: `${echo.origin}/mcp`, auth: { type: 'jwt', server: 'idp' }, upstream_credential: 'refused' },
+        // Catches every other path: with no delegated credential, /oauth/* is the upstream's.
+        { name: 'root', path: '/', upstream: `${echo.origin}/`, auth: { type: 'none' } },
       ],
       extraYaml: toYaml({
         authorization_servers: {
@@ -152,6 +154,16 @@ describe('upstream credentials', () => {
     assert.ok(Number(res.headers.get('retry-after')) >= 1);
     assert.equal(echo.requests.length, before);
     assert.ok(!gw.logs().includes('not-the-secret'), 'the client secret never appears in logs');
+  });
+
+  it('without a delegated credential, /oauth/callback and /oauth/connect/* are forwarded like any path', async () => {
+    for (const path of ['/oauth/callback?code=c&state=s', '/oauth/connect/service?link=x']) {
+      const before = echo.requests.length;
+      const res = await fetch(`${base}${path}`);
+      assert.equal(res.status, 200, path);
+      assert.equal(echo.requests.length, before + 1, `${path} reached the upstream`);
+      assert.equal(echo.requests.at(-1).url, path);
+    }
   });
 
   it('refresh-on-401: a refused service token is replaced and the request replayed once', async () => {
