@@ -59,7 +59,7 @@ void log_restart_only_changes(const config::Config& old_config, const config::Co
   const auto& new_store = new_config.token_store;
   if (old_store.backend != new_store.backend || old_store.redis_host != new_store.redis_host ||
       old_store.redis_port != new_store.redis_port || old_store.redis_db != new_store.redis_db ||
-      old_store.redis_password != new_store.redis_password || old_store.key_prefix != new_store.key_prefix ||
+      old_store.redis_username != new_store.redis_username || old_store.redis_password != new_store.redis_password || old_store.key_prefix != new_store.key_prefix ||
       old_store.encryption_keys != new_store.encryption_keys)
     spdlog::warn("config reload: changes to token_store (backend, Redis, key prefix, keys) take effect on restart");
 }

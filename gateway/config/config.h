@@ -160,7 +160,8 @@ struct TokenStoreConfig {
   std::string redis_host = "127.0.0.1";
   uint16_t redis_port = 6379;
   unsigned redis_db = 0;
-  std::string redis_password;  // from redis://:password@host
+  std::string redis_username;  // from redis://user:password@host (Redis 6 ACL); empty: the default user
+  std::string redis_password;  // from redis://[user]:password@host
   std::string key_prefix = "mcpgate:";
   // AES-256 keys (32 bytes each): the first seals new writes, all of them open. Empty: the
   // memory backend makes a random key at start (its tokens die with the process anyway).

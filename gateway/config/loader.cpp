@@ -1,6 +1,7 @@
 // The YAML config loader: strict keys, typed values, ${ENV} substitution, and a
 // "file:line:col:" position on every error (as h2o's configurator points at the node).
 #include "config/config.h"
+#include "http/message.h"
 
 #include <arpa/inet.h>
 #include <openssl/evp.h>
@@ -802,31 +803,41 @@ void read_grant_credential(const Document& doc, const MapView& map, const Author
   read_integer(map, "refresh_before_expiry_s", credential.refresh_before_expiry_s, 0, kMaxRefreshBeforeExpiryS);
 }
 
-// A secret file named by `field`, read at load: its content with one trailing newline removed.
-std::string read_secret_file(const Document& doc, const Field& field) {
+// The bytes of a secret file named by `field`, read at load, exactly as stored.
+std::string read_secret_file_bytes(const Document& doc, const Field& field) {
   const std::string path = doc.non_empty_string(field);
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) doc.fail(field, "cannot read the file '" + path + "': " + std::strerror(errno));
   std::string text;
-  try {
-    text = read_file(path);
-  } catch (const ConfigError& e) {
-    doc.fail(field, e.what());
-  }
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  if (!text.empty() && text.back() == '\r') text.pop_back();
+  char buffer[4096];
+  std::size_t count = 0;
+  while ((count = std::fread(buffer, 1, sizeof buffer, file.get())) > 0 && text.size() < (1 << 20)) text.append(buffer, count);
+  if (std::ferror(file.get())) doc.fail(field, "cannot read the file '" + path + "': " + std::strerror(errno));
   if (text.empty()) doc.fail(field, "the file '" + path + "' is empty");
   return text;
 }
 
+// A secret file's text: its content with one trailing newline (LF or CRLF) removed.
+std::string read_secret_file(const Document& doc, const Field& field) {
+  std::string text = read_secret_file_bytes(doc, field);
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  if (text.empty()) doc.fail(field, "the file holds only a newline");
+  return text;
+}
+
 // static: `value` as written, or the content of `value_file` (a mounted secret).
-std::string read_static_value(const Document& doc, const MapView& map) {
+std::string read_static_value(const Document& doc, const Field& field, const MapView& map) {
   const auto value = map.find("value");
   const auto file = map.find("value_file");
   if (value && file) doc.fail(*file, "give either 'value' or 'value_file', not both");
   if (value) return read_header_value(doc, *value);
-  if (!file) doc.fail(map.require("value"), "a static credential needs 'value' or 'value_file'");
+  if (!file) doc.fail(field, "a static credential needs 'value' or 'value_file'");
   const std::string text = read_secret_file(doc, *file);
   const bool valid = std::all_of(text.begin(), text.end(), [](unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); });
   if (!valid) doc.fail(*file, "the file holds control characters (CR, LF, NUL, ...), which a header value cannot");
+  if (text.front() == ' ' || text.front() == '\t' || text.back() == ' ' || text.back() == '\t')
+    doc.fail(*file, "the value in the file must not begin or end with whitespace");
   return text;
 }
 
@@ -841,7 +852,7 @@ CredentialConfig read_credential(const Document& doc, const Field& field, const 
   if (type == "static") {
     map.check_keys(kStaticCredentialKeys, where);
     credential.type = CredentialType::Static;
-    credential.value = read_static_value(doc, map);
+    credential.value = read_static_value(doc, field, map);
   } else if (type == "passthrough") {
     map.check_keys(kPassthroughCredentialKeys, where);
     credential.type = CredentialType::Passthrough;
@@ -912,8 +923,14 @@ constexpr std::size_t kStoreKeyBytes = 32;  // AES-256
 // A store key file: 32 random bytes, written raw, as 64 hex digits, or base64
 // (`openssl rand -base64 32`). Errors never echo the content.
 std::string read_store_key(const Document& doc, const Field& field) {
-  std::string text = read_secret_file(doc, field);
-  if (text.size() == kStoreKeyBytes) return text;
+  std::string text = read_secret_file_bytes(doc, field);
+  if (text.size() == kStoreKeyBytes) {
+    // Random bytes are all printable with odds of 1 in 10^14; text this long is a shorter key
+    // in hex or base64 (`openssl rand -hex 16`), and would hold less than 256 bits.
+    const bool printable = std::all_of(text.begin(), text.end(), [](unsigned char c) { return c >= 0x20 && c < 0x7f; });
+    if (printable) doc.fail(field, "the key file holds 32 characters of text, not 32 random bytes: write 32 bytes raw, as 64 hex digits or in base64 (openssl rand -base64 32)");
+    return text;
+  }
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   if (text.size() == 2 * kStoreKeyBytes && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c); })) {
     std::string key;
@@ -928,16 +945,27 @@ std::string read_store_key(const Document& doc, const Field& field) {
   doc.fail(field, "a store key file must hold 32 bytes: raw, as 64 hex digits or in base64 (openssl rand -base64 32)");
 }
 
-// redis://[:password@]host[:port][/db]
+// redis://[[user]:password@]host[:port][/db]; user and password percent-decoded. Errors never
+// echo the URL: it may hold the password.
 void read_redis_url(const Document& doc, const Field& field, TokenStoreConfig& store) {
   const std::string url = doc.non_empty_string(field);
   constexpr std::string_view scheme = "redis://";
-  if (url.rfind(scheme, 0) != 0) doc.fail(field, "expected redis://[:password@]host[:port][/db]");
+  if (url.rfind(scheme, 0) != 0) doc.fail(field, "expected redis://[[user]:password@]host[:port][/db]");
   std::string rest = url.substr(scheme.size());
   if (const auto at = rest.rfind('@'); at != std::string::npos) {
     const std::string user_info = rest.substr(0, at);
     const auto colon = user_info.find(':');
-    store.redis_password = colon == std::string::npos ? user_info : user_info.substr(colon + 1);
+    // RFC 3986 user info without a colon is a user name; Redis URLs put a lone secret after ':'.
+    const auto user = colon == std::string::npos ? user_info : user_info.substr(0, colon);
+    const auto password = colon == std::string::npos ? std::string() : user_info.substr(colon + 1);
+    const auto decoded_user = http::query_param("v=" + user, "v");
+    const auto decoded_password = http::query_param("v=" + password, "v");
+    if (!decoded_user || !decoded_password || user.find('+') != std::string::npos || password.find('+') != std::string::npos)
+      doc.fail(field, "the user or password of the Redis URL is badly percent-encoded (write '+' as %2B)");
+    store.redis_username = *decoded_user;
+    store.redis_password = *decoded_password;
+    if (!store.redis_username.empty() && store.redis_password.empty())
+      doc.fail(field, "a Redis user needs a password (redis://user:password@host)");
     rest = rest.substr(at + 1);
   }
   const auto slash = rest.find('/');

@@ -199,6 +199,7 @@ class RedisBackend : public StoreBackend {
   const std::string host_;
   const int port_;
   const unsigned db_;
+  const std::string username_;
   const std::string password_;  // never logged
   LinkPtr link_;
   // The current connection, or null. hiredis frees it itself after a failed connect or a lost
@@ -227,6 +228,7 @@ RedisBackend::RedisBackend(const config::TokenStoreConfig& config, core::EventLo
       host_(config.redis_host),
       port_(config.redis_port),
       db_(config.redis_db),
+      username_(config.redis_username),
       password_(config.redis_password),
       link_(std::make_shared<Link>()),
       reconnect_timer_(evtimer_new(loop.base(), &RedisBackend::on_reconnect_timer, this)),
@@ -274,7 +276,11 @@ void RedisBackend::connect() {
   redisAsyncSetDisconnectCallback(ctx, &RedisBackend::on_disconnect);
   ctx_ = ctx;
   // Queued before anything else can be, so they are the first commands on the wire.
-  if (!password_.empty()) send_setup("AUTH", {"AUTH", password_}, false);
+  if (!username_.empty()) {
+    send_setup("AUTH", {"AUTH", username_, password_}, false);
+  } else if (!password_.empty()) {
+    send_setup("AUTH", {"AUTH", password_}, false);
+  }
   const std::string db = std::to_string(db_);
   send_setup("SELECT", {"SELECT", db}, true);
   const timeval tv = to_timeval(kConnectTimeout);

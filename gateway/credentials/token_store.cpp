@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/base64url.h"
 
@@ -53,8 +55,13 @@ std::optional<UserTokens> tokens_from_token_response(const std::string& body, co
   if (tokens.refresh_token.empty() && previous != nullptr) tokens.refresh_token = previous->refresh_token;
   tokens.scope = string_member(object.get(), "scope");
   if (tokens.scope.empty() && previous != nullptr) tokens.scope = previous->scope;
+  // RFC 6749 makes expires_in a number; some servers send it as a string of digits.
   const json_t* expires_in = json_object_get(object.get(), "expires_in");
-  if (json_is_integer(expires_in) && json_integer_value(expires_in) > 0) tokens.expires_at = now + json_integer_value(expires_in);
+  json_int_t lifetime = json_is_integer(expires_in) ? json_integer_value(expires_in) : 0;
+  if (const char* text = json_string_value(expires_in); text != nullptr && *text != '\0' && std::strlen(text) < 12 &&
+                                                         std::strspn(text, "0123456789") == std::strlen(text))
+    lifetime = std::strtoll(text, nullptr, 10);
+  if (lifetime > 0) tokens.expires_at = now + lifetime;
   tokens.updated_at = now;
   return tokens;
 }

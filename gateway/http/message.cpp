@@ -60,7 +60,8 @@ std::optional<std::string> cookie_value(const HeaderList& headers, std::string_v
     while (!rest.empty()) {
       const std::size_t end = std::min(rest.find(';'), rest.size());
       std::string_view pair = rest.substr(0, end);
-      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      while (!pair.empty() && (pair.front() == ' ' || pair.front() == '\t')) pair.remove_prefix(1);
+      while (!pair.empty() && (pair.back() == ' ' || pair.back() == '\t')) pair.remove_suffix(1);
       const std::size_t equals = pair.find('=');
       if (equals != std::string_view::npos && pair.substr(0, equals) == name) return std::string(pair.substr(equals + 1));
       rest.remove_prefix(std::min(end + 1, rest.size()));

@@ -1531,7 +1531,7 @@ TEST_CASE("config: credential types") {
 
 TEST_CASE("config: static credentials") {
   CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n"), "test.yaml:24:5: ",
-                     "credentials.x: missing required key 'value'");
+                     "credentials.x: a static credential needs 'value' or 'value_file'");
   CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value: \"\"\n"), "test.yaml:25:12: ",
                      "credentials.x.value: must not be empty");
   {
@@ -1829,7 +1829,7 @@ std::string store_key(unsigned char seed) {
   key[3] = '\0';
   key[4] = '\n';
   key[5] = ' ';
-  key[31] = static_cast<char>(0xa5);  // see the bug note in the report: a final '\n' or '\r' byte is stripped
+  key[31] = '\n';  // a raw key may end in a newline byte: it is not stripped
   return key;
 }
 
@@ -1854,8 +1854,6 @@ std::string to_base64(const std::string& bytes) {
 // A valid config with `token_store:` on line 3 and `body` (its keys, column 3) from line 4.
 std::string with_token_store(const std::string& body) { return with_sections("token_store:\n" + body); }
 
-const TokenStoreConfig& store_of(const ConfigPtr& config) { return config->token_store; }
-
 }  // namespace
 
 TEST_CASE("config: token_store is optional, defaults to memory, and must be a map") {
@@ -1864,7 +1862,7 @@ TEST_CASE("config: token_store is optional, defaults to memory, and must be a ma
                                   with_sections("token_store: {}\n"), with_sections("token_store: null\n")}) {
     CAPTURE(yaml);
     const ConfigPtr config = load(yaml);
-    const TokenStoreConfig& store = store_of(config);
+    const TokenStoreConfig& store = config->token_store;
     CHECK(store.backend == StoreBackendType::Memory);
     CHECK(store.redis_host == "127.0.0.1");
     CHECK(store.redis_port == 6379);
@@ -1931,8 +1929,15 @@ TEST_CASE("config: token_store redis_url") {
     CHECK(store.redis_db == 15);
     CHECK(store.redis_password == "s3cret");
   }
-  CHECK(parsed("redis://default:s3cret@h").redis_password == "s3cret");  // the user name is dropped
+  CHECK(parsed("redis://app:s3cret@h").redis_username == "app");        // Redis 6 ACL user
+  CHECK(parsed("redis://app:s3cret@h").redis_password == "s3cret");
+  CHECK(parsed("redis://:p%40ss%3Aw@h").redis_password == "p@ss:w");      // percent-decoded
+  CHECK(parsed("redis://:s3cret@h").redis_username.empty());
   CHECK(parsed("redis://:p@ss@h").redis_password == "p@ss");             // the last '@' ends the user info
+  CHECK_CONFIG_ERROR(with_token_store("  redis_url: \"redis://app@h\"\n"), "test.yaml:4:14: ",
+                     "token_store.redis_url: a Redis user needs a password");
+  CHECK_CONFIG_ERROR(with_token_store("  redis_url: \"redis://:bad%zz@h\"\n"), "test.yaml:4:14: ",
+                     "token_store.redis_url: the user or password of the Redis URL is badly percent-encoded");
   CHECK(parsed("redis://:p@ss@h").redis_host == "h");
   CHECK(parsed("redis://h/").redis_db == 0);
   CHECK(parsed("redis://h/99").redis_db == 99);
@@ -1945,7 +1950,7 @@ TEST_CASE("config: token_store redis_url") {
   for (const char* url : {"http://h:6379", "rediss://h", "h:6379", "REDIS://h", "unix:///run/redis.sock"}) {
     CAPTURE(url);
     CHECK_CONFIG_ERROR(with_token_store("  redis_url: \"" + std::string(url) + "\"\n"), "test.yaml:4:14: ",
-                       "token_store.redis_url: expected redis://[:password@]host[:port][/db]");
+                       "token_store.redis_url: expected redis://[[user]:password@]host[:port][/db]");
   }
   for (const char* url : {"redis://h/x", "redis://h/100", "redis://h/-1", "redis://h/1/2", "redis://h/ 1"}) {
     CAPTURE(url);
@@ -2014,9 +2019,15 @@ TEST_CASE("config: token_store encryption key files of the wrong size or missing
   CHECK(contains(message, "token_store.encryption_key_file: "));
   CHECK(contains(message, "'" + missing + "'"));
   CHECK(contains(message, "No such file or directory"));
-  const std::string empty = dir.write("empty.key", "\n");
+  const std::string empty = dir.write("empty.key", "");
   CHECK_CONFIG_ERROR(with_token_store("  encryption_key_file: " + empty + "\n"), "test.yaml:4:24: ",
                      "token_store.encryption_key_file: the file '" + empty + "' is empty");
+  // 32 characters of text are a shorter key written as text, not 256 random bits.
+  for (const char* text : {"0123456789abcdef0123456789abcdef", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"}) {
+    const std::string weak = dir.write("weak.key", text);
+    CHECK_CONFIG_ERROR(with_token_store("  encryption_key_file: " + weak + "\n"), "test.yaml:4:24: ",
+                       "token_store.encryption_key_file: the key file holds 32 characters of text, not 32 random bytes");
+  }
   CHECK_CONFIG_ERROR(with_token_store("  encryption_key_file: \"\"\n"), "test.yaml:4:24: ",
                      "token_store.encryption_key_file: must not be empty");
 }

@@ -404,6 +404,10 @@ TEST_CASE("tokens: a token endpoint answer becomes tokens, expires_in turned int
   CHECK(no_expiry->refresh_token.empty());
   CHECK(credentials::tokens_from_token_response(R"({"access_token":"at","expires_in":0})", nullptr, 1000)->expires_at == 0);
   CHECK(credentials::tokens_from_token_response(R"({"access_token":"at","expires_in":-5})", nullptr, 1000)->expires_at == 0);
+  // Some servers send expires_in as a string of digits; anything else in a string is ignored.
+  CHECK(credentials::tokens_from_token_response(R"({"access_token":"at","expires_in":"60"})", nullptr, 1000)->expires_at == 1060);
+  CHECK(credentials::tokens_from_token_response(R"({"access_token":"at","expires_in":"6e1"})", nullptr, 1000)->expires_at == 0);
+  CHECK(credentials::tokens_from_token_response(R"({"access_token":"at","expires_in":""})", nullptr, 1000)->expires_at == 0);
 }
 
 TEST_CASE("tokens: a refresh answer without refresh_token keeps the previous one; with one, it rotates") {
@@ -585,6 +589,11 @@ TEST_CASE("http: cookie_value finds a cookie among several pairs and fields") {
   empty_value.add("Cookie", "a=; b=2");
   CHECK(http::cookie_value(empty_value, "a") == std::optional<std::string>(""));
   CHECK(http::cookie_value(empty_value, "b") == std::optional<std::string>("2"));
+  http::HeaderList spaced;
+  spaced.add("Cookie", "a=1 ;\tb=2\t; c=3");
+  CHECK(http::cookie_value(spaced, "a") == std::optional<std::string>("1"));
+  CHECK(http::cookie_value(spaced, "b") == std::optional<std::string>("2"));
+  CHECK(http::cookie_value(spaced, "c") == std::optional<std::string>("3"));
   http::HeaderList not_cookie;
   not_cookie.add("Set-Cookie", "sid=s1");
   CHECK_FALSE(http::cookie_value(not_cookie, "sid").has_value());
