@@ -92,12 +92,14 @@ struct AuthorizationServerConfig {
   std::string metadata_url;             // explicit well-known URL; empty: derived from issuer and type
   std::string metadata_json;            // manual metadata (compact JSON object); set: nothing is fetched
   std::string metadata_overrides_json;  // compact JSON object merged over fetched metadata; may be empty
-  std::string client_id;                // the gateway's own client (introspection, later grants)
+  std::string client_id;                // the gateway's own client (introspection, grants, connect flow)
   std::string client_secret;
+  std::string client_private_key_pem;   // for private_key_jwt (RFC 7523): an RSA or P-256 key, PEM
+  std::string client_key_id;            // its `kid` in the client's JWK set; empty: none sent
 };
 
 enum class CredentialType { None, Passthrough, Static, ClientCredentials, TokenExchange, Delegated };
-enum class ClientAuthMethod { ClientSecretBasic, ClientSecretPost };
+enum class ClientAuthMethod { ClientSecretBasic, ClientSecretPost, PrivateKeyJwt };
 
 // What the gateway injects towards an upstream (credentials.<name>).
 struct CredentialConfig {

@@ -4,7 +4,10 @@
 #include "http/message.h"
 
 #include <arpa/inet.h>
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <jansson.h>
 #include <yaml-cpp/yaml.h>
 
@@ -479,6 +482,7 @@ std::string normalize_origin(const std::string& text) {
 // ---- Sections ----
 
 std::string read_file(const std::string& path);
+std::string read_secret_file_bytes(const Document& doc, const Field& field);
 
 const KeyRules kTopLevelKeys{
     {"server", "admin", "log", "authorization_servers", "credentials", "token_store", "routes"},
@@ -494,7 +498,7 @@ const KeyRules kAdminKeys{{"listen", "token"}, {}};
 const KeyRules kLogKeys{{"level", "format", "access_log"}, {}};
 const KeyRules kAuthServerKeys{
     {"issuer", "type", "discovery", "metadata_url", "metadata", "metadata_overrides", "client"}, {}};
-const KeyRules kClientKeys{{"id", "secret"}, {}};
+const KeyRules kClientKeys{{"id", "secret", "private_key_file", "key_id"}, {}};
 const KeyRules kStaticCredentialKeys{{"type", "value", "value_file", "header"}, {}};
 const KeyRules kPassthroughCredentialKeys{{"type"}, {}};
 const KeyRules kClientCredentialsKeys{
@@ -656,11 +660,38 @@ Discovery read_discovery(const Document& doc, const Field& field) {
   return value == "off" ? Discovery::Off : Discovery::OnDemand;
 }
 
+// Why a PEM private key cannot sign client assertions (RS256 with RSA of 2048 bits or more,
+// ES256 with P-256), or null when it can. Never echoes the key.
+const char* client_signing_key_problem(const std::string& pem) {
+  const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  const std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr, &EVP_PKEY_free);
+  if (!key) return "not a PEM private key (unencrypted PKCS#8 or traditional RSA/EC)";
+  if (EVP_PKEY_id(key.get()) == EVP_PKEY_RSA) {
+    return EVP_PKEY_get_bits(key.get()) >= 2048 ? nullptr : "an RSA key for private_key_jwt needs at least 2048 bits";
+  }
+  if (EVP_PKEY_id(key.get()) == EVP_PKEY_EC) {
+    char curve[64] = {0};
+    std::size_t length = 0;
+    EVP_PKEY_get_utf8_string_param(key.get(), "group", curve, sizeof curve, &length);
+    return std::string_view(curve) == "prime256v1" ? nullptr : "an EC key for private_key_jwt must be on P-256 (ES256)";
+  }
+  return "private_key_jwt takes an RSA (RS256) or P-256 EC (ES256) key";
+}
+
 void read_client(const Document& doc, const Field& field, AuthorizationServerConfig& server) {
   const MapView map(doc, field);
   map.check_keys(kClientKeys, "in " + field.path);
   server.client_id = doc.non_empty_string(map.require("id"));
   if (auto secret = map.find("secret")) server.client_secret = doc.non_empty_string(*secret);
+  if (auto key_file = map.find("private_key_file")) {
+    server.client_private_key_pem = read_secret_file_bytes(doc, *key_file);
+    if (const char* problem = client_signing_key_problem(server.client_private_key_pem)) doc.fail(*key_file, problem);
+  }
+  if (auto key_id = map.find("key_id")) {
+    if (server.client_private_key_pem.empty()) doc.fail(*key_id, "key_id names the key of private_key_file, which is not set");
+    server.client_key_id = doc.non_empty_string(*key_id);
+  }
 }
 
 // Manual metadata that names an issuer must name this one: tokens are checked against `issuer`.
@@ -762,6 +793,7 @@ struct ServerNeeds {
   std::string_view client_for;        // non-empty: client.id and client.secret, for this use
   std::string_view metadata_member;   // non-empty: manual metadata must name this endpoint
   std::string_view without_it;        // what fails without that member
+  bool private_key = false;           // with client_for: client.private_key_file instead of the secret
 };
 
 // A key of authorization_servers, checked against what the referring key will use it for.
@@ -773,7 +805,11 @@ std::string read_server_ref(const Document& doc, const Field& field, const Autho
     doc.fail(field, "unknown authorization server '" + name + "' (not defined under authorization_servers)");
   }
   const AuthorizationServerConfig& config = server->second;
-  if (!needs.client_for.empty() && (config.client_id.empty() || config.client_secret.empty())) {
+  if (!needs.client_for.empty() && needs.private_key && config.client_private_key_pem.empty()) {
+    doc.fail(field, "authorization server '" + name + "' needs client.id and client.private_key_file for " +
+                        std::string(needs.client_for) + " with auth_method private_key_jwt");
+  }
+  if (!needs.client_for.empty() && !needs.private_key && (config.client_id.empty() || config.client_secret.empty())) {
     doc.fail(field, "authorization server '" + name + "' needs client.id and client.secret for " +
                         std::string(needs.client_for));
   }
@@ -791,15 +827,18 @@ std::string read_server_ref(const Document& doc, const Field& field, const Autho
 // The keys shared by the credential kinds that get their token from an authorization server.
 void read_grant_credential(const Document& doc, const MapView& map, const AuthorizationServers& servers,
                            std::string_view grant, CredentialConfig& credential) {
+  if (auto method = map.find("auth_method")) {
+    const std::string name = doc.one_of(*method, {"client_secret_basic", "client_secret_post", "private_key_jwt"});
+    credential.auth_method = name == "client_secret_post" ? ClientAuthMethod::ClientSecretPost
+                             : name == "private_key_jwt"  ? ClientAuthMethod::PrivateKeyJwt
+                                                          : ClientAuthMethod::ClientSecretBasic;
+  }
   credential.server = read_server_ref(doc, map.require("server"), servers,
-                                      {grant, "token_endpoint", "no token could be obtained"});
+                                      {grant, "token_endpoint", "no token could be obtained",
+                                       credential.auth_method == ClientAuthMethod::PrivateKeyJwt});
   if (auto scopes = map.find("scopes")) credential.scopes = read_scopes(doc, *scopes);
   if (auto resource = map.find("resource")) read_url(doc, *resource, &credential.resource);
   if (auto audience = map.find("audience")) credential.audience = doc.non_empty_string(*audience);
-  if (auto method = map.find("auth_method")) {
-    const bool post = doc.one_of(*method, {"client_secret_basic", "client_secret_post"}) == "client_secret_post";
-    credential.auth_method = post ? ClientAuthMethod::ClientSecretPost : ClientAuthMethod::ClientSecretBasic;
-  }
   read_integer(map, "refresh_before_expiry_s", credential.refresh_before_expiry_s, 0, kMaxRefreshBeforeExpiryS);
 }
 

@@ -3,10 +3,12 @@
 #include <jansson.h>
 
 #include <algorithm>
+#include <ctime>
 #include <memory>
 
 #include "auth/authorization_server.h"
 #include "auth/token_lookup.h"
+#include "credentials/client_assertion.h"
 
 namespace mcpgate::credentials {
 namespace {
@@ -55,11 +57,22 @@ void post_token_request(upstream::Fetcher& fetcher, const std::string& endpoint,
   http::HeaderList headers;
   headers.add("Accept", "application/json");
   headers.add("Content-Type", "application/x-www-form-urlencoded");
-  if (credential.auth_method == config::ClientAuthMethod::ClientSecretBasic) {
-    headers.add("Authorization", auth::client_secret_basic(server.client_id, server.client_secret));
-  } else {
-    append_param(form_body, "client_id", server.client_id);
-    append_param(form_body, "client_secret", server.client_secret);
+  switch (credential.auth_method) {
+    case config::ClientAuthMethod::ClientSecretBasic:
+      headers.add("Authorization", auth::client_secret_basic(server.client_id, server.client_secret));
+      break;
+    case config::ClientAuthMethod::ClientSecretPost:
+      append_param(form_body, "client_id", server.client_id);
+      append_param(form_body, "client_secret", server.client_secret);
+      break;
+    case config::ClientAuthMethod::PrivateKeyJwt: {
+      const auto assertion = client_assertion(server, endpoint, static_cast<int64_t>(std::time(nullptr)));
+      append_param(form_body, "client_id", server.client_id);
+      append_param(form_body, "client_assertion_type", kJwtBearerAssertionType);
+      // Unsigned, the request fails at the server like any refused grant, and is logged there.
+      append_param(form_body, "client_assertion", assertion.value_or(""));
+      break;
+    }
   }
   fetcher.fetch("POST", endpoint, std::move(headers), std::move(form_body), auth::AuthorizationServer::kFetchTimeoutMs,
                 std::move(done));

@@ -2,13 +2,16 @@
 // client_credentials (a service account at the real oidc-provider), with refresh-on-401.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 
 import * as jose from 'jose';
 
 import { startOidcProvider, CLIENTS } from '../support/oidc-provider.mjs';
 import { getTokenViaAuthCode } from '../support/oauth-client.mjs';
-import { freePort, mcpPost, startEchoUpstream, startGateway, toYaml } from '../support/harness.mjs';
+import { freePort, makeTempDir, mcpPost, startEchoUpstream, startGateway, toYaml } from '../support/harness.mjs';
 
 const toolCall = (name, id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
 
@@ -49,8 +52,33 @@ describe('upstream credentials', () => {
   let base;
   const apiResource = 'https://api.internal.example';
 
+  // Service accounts that authenticate with private_key_jwt (RFC 7523): the provider knows only
+  // their public keys; the gateway signs assertions with the private ones.
+  const keyDir = makeTempDir('itest-pkjwt-');
+  const signingClients = ['rsa', 'ec'].map((kind) => {
+    const { privateKey, publicKey } =
+      kind === 'rsa' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keyFile = path.join(keyDir, `${kind}.pem`);
+    fs.writeFileSync(keyFile, privateKey.export({ format: 'pem', type: 'pkcs8' }));
+    const kid = `${kind}-key-1`;
+    return {
+      kind,
+      keyFile,
+      kid,
+      metadata: {
+        client_id: `signed-${kind}`,
+        token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: kind === 'rsa' ? 'RS256' : 'ES256',
+        jwks: { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, use: 'sig' }] },
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+      },
+    };
+  });
+
   before(async () => {
-    idp = await startOidcProvider();
+    idp = await startOidcProvider({ clients: signingClients.map((c) => c.metadata) });
     echo = await startEchoUpstream();
     picky = await startPickyUpstream();
     const port = await freePort();
@@ -76,6 +104,13 @@ describe('upstream credentials', () => {
         },
         { name: 'picky', path: '/picky', upstream: picky.url, auth: { type: 'jwt', server: 'idp' }, upstream_credential: 'service' },
         { name: 'broken', path: '/broken', upstream: `${echo.origin}/mcp`, auth: { type: 'jwt', server: 'idp' }, upstream_credential: 'refused' },
+        ...signingClients.map((c) => ({
+          name: `signed-${c.kind}`,
+          path: `/signed-${c.kind}`,
+          upstream: `${echo.origin}/mcp`,
+          auth: { type: 'jwt', server: 'idp' },
+          upstream_credential: `signed-${c.kind}`,
+        })),
         // Catches every other path: with no delegated credential, /oauth/* is the upstream's.
         { name: 'root', path: '/', upstream: `${echo.origin}/`, auth: { type: 'none' } },
       ],
@@ -84,12 +119,21 @@ describe('upstream credentials', () => {
           idp: { issuer: idp.issuer, client: { id: CLIENTS.svc.clientId, secret: CLIENTS.svc.clientSecret } },
           // The same provider, but a secret it does not accept: every grant fails.
           wrongsecret: { issuer: idp.issuer, client: { id: CLIENTS.svc.clientId, secret: 'not-the-secret' } },
+          ...Object.fromEntries(
+            signingClients.map((c) => [`idp-${c.kind}`, { issuer: idp.issuer, client: { id: c.metadata.client_id, private_key_file: c.keyFile, key_id: c.kid } }]),
+          ),
         },
         credentials: {
           service: { type: 'client_credentials', server: 'idp', scopes: ['read:notes'], resource: apiResource },
           'api-key': { type: 'static', header: 'X-Api-Key', value: '${UPSTREAM_API_KEY}' },
           mine: { type: 'passthrough' },
           refused: { type: 'client_credentials', server: 'wrongsecret', scopes: ['read:notes'] },
+          ...Object.fromEntries(
+            signingClients.map((c) => [
+              `signed-${c.kind}`,
+              { type: 'client_credentials', server: `idp-${c.kind}`, auth_method: 'private_key_jwt', scopes: ['read:notes'], resource: apiResource },
+            ]),
+          ),
         },
       }),
     });
@@ -100,6 +144,7 @@ describe('upstream credentials', () => {
       await gw?.stopCleanly();
     } finally {
       await Promise.all([idp?.stop(), echo?.close(), picky?.close()]);
+      fs.rmSync(keyDir, { recursive: true, force: true });
     }
   });
 
@@ -155,6 +200,20 @@ describe('upstream credentials', () => {
     assert.equal(echo.requests.length, before);
     assert.ok(!gw.logs().includes('not-the-secret'), 'the client secret never appears in logs');
   });
+
+  for (const kind of ['rsa', 'ec']) {
+    it(`private_key_jwt (${kind === 'rsa' ? 'RS256' : 'ES256'}): the gateway authenticates with a signed assertion, no secret`, async () => {
+      const token = await callerToken(`signed-${kind}`);
+      const res = await mcpPost(`${base}/signed-${kind}`, toolCall('query'), { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200, res.text);
+      const seen = echo.requests.at(-1).headers.authorization;
+      assert.match(seen, /^Bearer /);
+      const claims = jose.decodeJwt(seen.slice(7));
+      assert.equal(claims.client_id, `signed-${kind}`, 'issued to the client that signed the assertion');
+      assert.equal(claims.aud, apiResource);
+      assert.ok(!gw.logs().includes('PRIVATE KEY'), 'the key is never logged');
+    });
+  }
 
   it('without a delegated credential, /oauth/callback and /oauth/connect/* are forwarded like any path', async () => {
     for (const path of ['/oauth/callback?code=c&state=s', '/oauth/connect/service?link=x']) {

@@ -2,7 +2,10 @@
 // with its position.
 #include <doctest/doctest.h>
 #include <jansson.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <stdlib.h>
 
 #include <cstdlib>
@@ -1596,8 +1599,8 @@ TEST_CASE("config: client_credentials credentials") {
                      "credentials.x.resource: invalid URL");
   CHECK_CONFIG_ERROR(with_credentials(with_server + "    audience: \"\"\n"), "test.yaml:26:15: ",
                      "credentials.x.audience: must not be empty");
-  CHECK_CONFIG_ERROR(with_credentials(with_server + "    auth_method: private_key_jwt\n"), "test.yaml:26:18: ",
-                     "credentials.x.auth_method: expected one of client_secret_basic, client_secret_post");
+  CHECK_CONFIG_ERROR(with_credentials(with_server + "    auth_method: client_secret_jwt\n"), "test.yaml:26:18: ",
+                     "credentials.x.auth_method: expected one of client_secret_basic, client_secret_post, private_key_jwt");
   CHECK(load(with_credentials(with_server + "    auth_method: client_secret_basic\n"))->credentials.at("x").auth_method ==
         ClientAuthMethod::ClientSecretBasic);
   CHECK_CONFIG_ERROR(with_credentials(with_server + "    refresh_before_expiry_s: 86401\n"), "test.yaml:26:30: ",
@@ -1763,8 +1766,8 @@ TEST_CASE("config: token_exchange and delegated credential errors") {
                        "credentials.x.scopes[1]: 'a' is listed twice");
     CHECK_CONFIG_ERROR(with_credentials(with_server + "    resource: api.example.com\n"), "test.yaml:26:15: ",
                        "credentials.x.resource: invalid URL");
-    CHECK_CONFIG_ERROR(with_credentials(with_server + "    auth_method: private_key_jwt\n"), "test.yaml:26:18: ",
-                       "credentials.x.auth_method: expected one of client_secret_basic, client_secret_post");
+    CHECK_CONFIG_ERROR(with_credentials(with_server + "    auth_method: client_secret_jwt\n"), "test.yaml:26:18: ",
+                       "credentials.x.auth_method: expected one of client_secret_basic, client_secret_post, private_key_jwt");
     CHECK_CONFIG_ERROR(with_credentials(with_server + "    refresh_before_expiry_s: 86401\n"), "test.yaml:26:30: ",
                        "credentials.x.refresh_before_expiry_s: expected at most 86400");
     CHECK_CONFIG_ERROR(with_credentials(with_server + "    header: Host\n"), "test.yaml:26:13: ",
@@ -2112,4 +2115,67 @@ TEST_CASE("config: static credential value_file") {
                      "test.yaml:26:17: ", "credentials.x.value_file: give either 'value' or 'value_file', not both");
   CHECK_CONFIG_ERROR(with_credentials("  x:\n    type: static\n    value_file: " + good + "\n    value: k\n"),
                      "test.yaml:25:17: ", "credentials.x.value_file: give either 'value' or 'value_file', not both");
+}
+
+// ---- private_key_jwt ----
+
+namespace {
+
+// A fresh private key as PEM: "rsa" (`bits`) or an EC key on `curve`.
+std::string pem_private_key(const char* kind, int bits_or_curve_nid) {
+  EVP_PKEY* key = std::string_view(kind) == "rsa" ? EVP_RSA_gen(static_cast<unsigned>(bits_or_curve_nid))
+                                                  : EVP_EC_gen(OBJ_nid2sn(bits_or_curve_nid));
+  REQUIRE(key != nullptr);
+  BIO* bio = BIO_new(BIO_s_mem());
+  REQUIRE(PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr) == 1);
+  char* data = nullptr;
+  const long length = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<std::size_t>(length));
+  BIO_free(bio);
+  EVP_PKEY_free(key);
+  return pem;
+}
+
+// One server `signer` whose client has `client_body` (YAML flow map entries), and credential
+// `x` on line 6 of the credentials section.
+std::string with_signing_client(const std::string& client_body, const std::string& auth_method = "private_key_jwt") {
+  return with_route(kRouteBody) + "authorization_servers:\n  signer:\n    issuer: \"https://as.example.com\"\n    client: {id: gw" +
+         client_body + "}\ncredentials:\n  x: {type: client_credentials, server: signer, auth_method: " + auth_method + "}\n";
+}
+
+}  // namespace
+
+TEST_CASE("config: private_key_jwt clients sign with an RSA (2048+) or P-256 key read at load") {
+  TempDir dir;
+  const std::string rsa = dir.write("rsa.pem", pem_private_key("rsa", 2048));
+  const std::string ec = dir.write("ec.pem", pem_private_key("ec", NID_X9_62_prime256v1));
+  for (const std::string& file : {rsa, ec}) {
+    CAPTURE(file);
+    const ConfigPtr config = load(with_signing_client(", private_key_file: " + file + ", key_id: k1"));
+    const auto& server = config->authorization_servers.at("signer");
+    CHECK(server.client_private_key_pem.find("PRIVATE KEY") != std::string::npos);
+    CHECK(server.client_key_id == "k1");
+    CHECK(server.client_secret.empty());
+    CHECK(config->credentials.at("x").auth_method == ClientAuthMethod::PrivateKeyJwt);
+  }
+  // Without the key, or with a key that cannot sign RS256/ES256.
+  CHECK_CONFIG_ERROR(with_signing_client(", secret: s"), "test.yaml:13:41: ",
+                     "credentials.x.server: authorization server 'signer' needs client.id and client.private_key_file");
+  const std::string small = dir.write("small.pem", pem_private_key("rsa", 1024));
+  const std::string p384 = dir.write("p384.pem", pem_private_key("ec", NID_secp384r1));
+  const std::string junk = dir.write("junk.pem", "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n");
+  for (const auto& [file, problem] : std::vector<std::pair<std::string, std::string>>{
+           {small, "needs at least 2048 bits"}, {p384, "must be on P-256"}, {junk, "not a PEM private key"}}) {
+    CAPTURE(file);
+    const std::string message = error_for(with_signing_client(", private_key_file: " + file));
+    CHECK(contains(message, "authorization_servers.signer.client.private_key_file: "));
+    CHECK(contains(message, problem));
+    CHECK_FALSE(contains(message, "not a key\n"));
+  }
+  CHECK(contains(error_for(with_signing_client(", private_key_file: " + dir.path("none.pem"))), "No such file or directory"));
+  CHECK(contains(error_for(with_signing_client(", secret: s, key_id: k1", "client_secret_basic")),
+                 "key_id names the key of private_key_file, which is not set"));
+  // A secret-based method still needs the secret, even when a key is there.
+  CHECK(contains(error_for(with_signing_client(", private_key_file: " + rsa, "client_secret_basic")),
+                 "needs client.id and client.secret"));
 }
