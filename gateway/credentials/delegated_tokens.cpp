@@ -3,6 +3,7 @@
 #include <event2/event.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "credentials/token_endpoint.h"
@@ -29,6 +30,8 @@ struct DelegatedTokens::Attempt : std::enable_shared_from_this<Attempt> {
   std::string map_key;
   config::CredentialConfig credential;            // copies: a reload may replace the config meanwhile
   config::AuthorizationServerConfig server;
+  std::shared_ptr<auth::AuthorizationServer> server_state;  // its metadata, asked for only to renew
+  std::shared_ptr<auth::Waiter> metadata_waiter;             // resumes the renewal when metadata arrives
   std::string token_endpoint;
   auth::FetchContext context;
   UserKey user;
@@ -56,17 +59,6 @@ std::shared_ptr<DelegatedOutcome> DelegatedTokens::get(const config::CredentialC
                                                       auth::AuthorizationServer& server,
                                                       const auth::FetchContext& context, const UserKey& user,
                                                       const std::string& refused_token, const auth::WaitHandle& wait) {
-  auto pending = std::make_shared<DelegatedOutcome>();
-  switch (server.ensure_metadata(context, &wait)) {
-    case auth::AuthorizationServer::Availability::Waiting:
-      return pending;  // the server resumes the request; it asks again
-    case auth::AuthorizationServer::Availability::Unavailable:
-      pending->state = DelegatedOutcome::State::Unavailable;
-      pending->retry_after_s = server.retry_after_s();
-      return pending;
-    case auth::AuthorizationServer::Availability::Ready:
-      break;
-  }
   std::string map_key = credential.name + '\0' + user.issuer + '\0' + user.subject + '\0' + refused_token;
   if (auto found = attempts_.find(map_key); found != attempts_.end()) {
     found->second->waiters.push_back(wait);
@@ -77,7 +69,7 @@ std::shared_ptr<DelegatedOutcome> DelegatedTokens::get(const config::CredentialC
   attempt->map_key = map_key;
   attempt->credential = credential;
   attempt->server = server.config();
-  attempt->token_endpoint = auth::metadata_string(*server.metadata(), "token_endpoint");
+  attempt->server_state = server.shared_from_this();
   attempt->context = context;
   attempt->user = user;
   attempt->refused_token = refused_token;
@@ -159,7 +151,29 @@ void DelegatedTokens::on_poll_timer(int, short, void* raw) noexcept {
 }
 
 void DelegatedTokens::redeem_refresh(const AttemptPtr& attempt, UserTokens current) {
-  if (attempt->token_endpoint.empty()) return finish(attempt, DelegatedOutcome::State::Unavailable);
+  // The server's metadata is needed only now: a stored token that is still good is used even
+  // while the downstream server cannot be reached.
+  if (attempt->token_endpoint.empty()) {
+    if (!attempt->metadata_waiter) {
+      // Owner: the attempt; the server reaches it through a weak pointer and posts the resume.
+      attempt->metadata_waiter = std::make_shared<auth::Waiter>([this, weak = std::weak_ptr<Attempt>(attempt), current] {
+        if (auto attempt = weak.lock()) redeem_refresh(attempt, current);
+      });
+    }
+    const auth::WaitHandle wait{attempt->context.loop, attempt->metadata_waiter};
+    switch (attempt->server_state->ensure_metadata(attempt->context, &wait)) {
+      case auth::AuthorizationServer::Availability::Waiting:
+        return;
+      case auth::AuthorizationServer::Availability::Unavailable:
+        attempt->outcome->retry_after_s = std::max(1, attempt->server_state->retry_after_s());
+        return finish(attempt, DelegatedOutcome::State::Unavailable);
+      case auth::AuthorizationServer::Availability::Ready:
+        break;
+    }
+    const auto metadata = attempt->server_state->metadata();
+    attempt->token_endpoint = metadata ? auth::metadata_string(*metadata, "token_endpoint") : "";
+    if (attempt->token_endpoint.empty()) return finish(attempt, DelegatedOutcome::State::Unavailable);
+  }
   attempt->seen_access_token = current.access_token;
   auto previous = std::make_shared<UserTokens>(std::move(current));
   // Owner of the callback: the loop's Fetcher, which never calls it after the worker is gone.

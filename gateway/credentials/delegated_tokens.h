@@ -35,7 +35,7 @@ class DelegatedTokens {
   ~DelegatedTokens();
 
   // Starts finding `user`'s token for `credential`; `wait` resumes the request when the outcome
-  // is known (never before get() returns). `refused_token`: the access token the upstream just
+  // is known (never before get() returns). `server`'s metadata is fetched only to renew. `refused_token`: the access token the upstream just
   // answered 401 to ("" on a first try); it is renewed unless the store already holds another.
   std::shared_ptr<DelegatedOutcome> get(const config::CredentialConfig& credential, auth::AuthorizationServer& server,
                                         const auth::FetchContext& context, const UserKey& user,
