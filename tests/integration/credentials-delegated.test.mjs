@@ -298,3 +298,75 @@ describe('delegated credentials (memory store)', () => {
     assert.equal(whoami(await mcpPost(`${base}/exchange`, toolCall('whoami', 9), { headers: { authorization: `Bearer ${bob}` } })).sub, 'bob');
   });
 });
+
+// The downstream authorization server is another provider than the gateway's own: while it
+// is down, stored tokens that are still good keep working; a renewal that needs it is a 503.
+describe('delegated credentials while the downstream server is down', () => {
+  let gatewayIdp;
+  let downstreamIdp;
+  let upstream;
+  let gw;
+  let base;
+  const adminToken = 'admin-token-5c2d';
+  const LONGER_TTL_S = 12;  // room for the gateway to start before renewal is due
+
+  before(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    gatewayIdp = await startOidcProvider();
+    downstreamIdp = await startOidcProvider({ clients: [downstreamClient(base)], clientTtls: { [DOWNSTREAM_CLIENT.clientId]: LONGER_TTL_S } });
+    upstream = await startCredentialUpstream({ issuer: downstreamIdp.issuer, audience: DOWNSTREAM_API });
+    const linked = await getTokenViaAuthCode({
+      issuer: downstreamIdp.issuer,
+      clientId: DOWNSTREAM_CLIENT.clientId,
+      clientSecret: DOWNSTREAM_CLIENT.clientSecret,
+      redirectUri: `${base}/oauth/callback`,
+      resource: DOWNSTREAM_API,
+      scope: 'offline_access read:notes',
+    });
+    // The upstream learns the downstream keys now (as a running API would have), then the server goes away.
+    const warm = await fetch(upstream.url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${linked.access_token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify(toolCall('whoami')),
+    });
+    assert.equal(warm.status, 200);
+    await downstreamIdp.stop();
+    gw = await startGateway({
+      port,
+      server: { public_url: base },
+      admin: { token: adminToken },
+      routes: [delegatedRoute(upstream.url)],
+      extraYaml: credentialSections(gatewayIdp, { downstream: downstreamIdp }),
+    });
+    const put = await fetch(`${gw.adminUrl}/admin/v1/credentials/user-api/subjects/alice`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ access_token: linked.access_token, refresh_token: linked.refresh_token, expires_in: linked.expires_in }),
+    });
+    assert.equal(put.status, 204);
+  });
+
+  after(async () => {
+    try {
+      await gw?.stopCleanly();
+    } finally {
+      await Promise.all([gatewayIdp?.stop(), downstreamIdp?.stop(), upstream?.close()]);
+    }
+  });
+
+  it('a good stored token is used without the downstream server; its renewal answers 503 with Retry-After', async () => {
+    const alice = await callerToken(gatewayIdp, base);
+    const claims = whoami(await mcpPost(`${base}/user`, toolCall('whoami'), { headers: { authorization: `Bearer ${alice}` } }));
+    assert.equal(claims.client_id, DOWNSTREAM_CLIENT.clientId);
+    await sleep((LONGER_TTL_S / 2 + 0.5) * 1000);
+    const due = await mcpPost(`${base}/user`, toolCall('whoami', 2), { headers: { authorization: `Bearer ${alice}` } });
+    assert.equal(due.status, 503, due.text);
+    assert.ok(Number(due.headers.get('retry-after')) >= 1);
+    assert.equal(due.messages[0].error.data.reason, 'credential_unavailable');
+    const meta = await fetch(`${gw.adminUrl}/admin/v1/credentials/user-api/subjects/alice?issuer=${encodeURIComponent(gatewayIdp.issuer)}`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    assert.equal(meta.status, 200, 'an unreachable server does not cost the user their link');
+  });
+});

@@ -26,11 +26,12 @@ export function downstreamClient(gatewayBase) {
 
 // Config sections for a gateway whose callers authenticate at `idp` and whose delegated
 // credential `user-api` holds tokens from the same provider's `gw-web` client.
-export function credentialSections(idp, { tokenStore } = {}) {
+// `downstream`: another provider for the delegated credential's server (default: `idp`).
+export function credentialSections(idp, { tokenStore, downstream = idp } = {}) {
   return toYaml({
     authorization_servers: {
       idp: { issuer: idp.issuer, client: { id: CLIENTS.mcpgate.clientId, secret: CLIENTS.mcpgate.clientSecret } },
-      down: { issuer: idp.issuer, client: { id: DOWNSTREAM_CLIENT.clientId, secret: DOWNSTREAM_CLIENT.clientSecret } },
+      down: { issuer: downstream.issuer, client: { id: DOWNSTREAM_CLIENT.clientId, secret: DOWNSTREAM_CLIENT.clientSecret } },
     },
     credentials: {
       'user-api': { type: 'delegated', server: 'down', scopes: ['offline_access', 'read:notes'], resource: DOWNSTREAM_API },
