@@ -180,7 +180,9 @@ class RedisBackend : public StoreBackend {
               StatusCallback status_done);
   // Whether an operation may be handed to hiredis now. While a connection is being opened for
   // the first time it is queued behind AUTH/SELECT; during an outage it answers at once.
-  bool accepting() const { return ctx_ != nullptr && (connected_ || !in_outage_); }
+  // A connection condemned by drop_soon() takes nothing more: a command sent on it now could be
+  // answered by the server it gave up on, or lost with it a moment later.
+  bool accepting() const { return ctx_ != nullptr && !dropping_ && (connected_ || !in_outage_); }
   bool send(redisAsyncContext* ctx, redisCallbackFn* fn, void* privdata, std::initializer_list<std::string_view> args);
 
   void connect();
@@ -210,6 +212,7 @@ class RedisBackend : public StoreBackend {
   uint64_t epoch_ = 0;      // counts connections, so a late setup reply cannot act on a newer one
   uint64_t drop_epoch_ = 0;
   std::string drop_reason_;
+  bool dropping_ = false;  // drop_soon() condemned the current connection
   EventPtr reconnect_timer_;
   EventPtr connect_timer_;
   EventPtr drop_timer_;  // zero-delay: runs drop_connection at the top of the loop
@@ -256,6 +259,7 @@ RedisBackend::~RedisBackend() {
 
 void RedisBackend::connect() {
   ++epoch_;
+  dropping_ = false;  // a condemnation was for the connection before
   connected_ = false;
   // TODO: redisAsyncConnect resolves a host name with a blocking getaddrinfo; an IP address (or
   // a name in /etc/hosts) keeps the loop from waiting on DNS.
@@ -328,6 +332,7 @@ void RedisBackend::submit(Command command, std::initializer_list<std::string_vie
 }
 
 void RedisBackend::drop_connection(const std::string& reason) {
+  dropping_ = false;
   if (ctx_ == nullptr) return;
   redisAsyncContext* ctx = ctx_;
   ctx_ = nullptr;
@@ -342,6 +347,7 @@ void RedisBackend::drop_soon(std::string reason) {
   if (evtimer_pending(drop_timer_.get(), nullptr) && drop_epoch_ == epoch_) return;  // the first reason is the cause
   drop_epoch_ = epoch_;
   drop_reason_ = std::move(reason);
+  dropping_ = true;
   const timeval now{0, 0};
   evtimer_add(drop_timer_.get(), &now);
 }
