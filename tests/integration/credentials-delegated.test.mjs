@@ -189,6 +189,16 @@ describe('delegated credentials (memory store)', () => {
     assert.match(stolen.text, /another browser/);
     assert.equal((await admin('GET', 'alice')).status, 404, 'nothing was linked');
 
+    // RFC 9207: an answer naming another issuer (a mix-up) is refused, and so is one without iss
+    // from a server that says it always sends it.
+    for (const edit of [(cb) => cb.searchParams.set('iss', 'https://evil.example'), (cb) => cb.searchParams.delete('iss')]) {
+      const fresh = linkOf((await mcpPost(`${base}/user`, toolCall('whoami'), { headers: asAlice() })).messages[0]).url;
+      const mixedUp = await openConnectLink(fresh, { idp, gatewayBase: base, editCallback: edit });
+      assert.equal(mixedUp.status, 400);
+      assert.match(mixedUp.text, /expected authorization server/);
+    }
+    assert.equal((await admin('GET', 'alice')).status, 404, 'nothing was linked');
+
     const replay = await fetch(url, { redirect: 'manual' });
     assert.equal(replay.status, 400, 'a link works once');
     assert.match(await replay.text(), /already used/);

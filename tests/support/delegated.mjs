@@ -70,12 +70,15 @@ export function linkOf(message) {
 }
 
 /** What a browser does with a connect link: open it, sign in at the AS, come back. */
-export async function openConnectLink(link, { idp, gatewayBase, cookieOverride } = {}) {
+// `cookieOverride` replaces the browser's cookie; `editCallback(url)` changes the callback URL
+// before it reaches the gateway (a forged answer).
+export async function openConnectLink(link, { idp, gatewayBase, cookieOverride, editCallback } = {}) {
   const start = await fetch(link, { redirect: 'manual' });
   if (start.status !== 302) return { status: start.status, text: await start.text() };
   const cookie = start.headers.get('set-cookie')?.split(';')[0];
   const location = start.headers.get('location');
   const { callback } = await followAuthorizationRedirects(location, { issuer: idp.issuer, redirectUri: `${gatewayBase}/oauth/callback` });
+  if (editCallback) editCallback(callback);
   const done = await fetch(callback, { headers: { cookie: cookieOverride ?? cookie ?? '' } });
   return { status: done.status, text: await done.text(), location: new URL(location), callback, cookie };
 }
