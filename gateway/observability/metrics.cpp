@@ -62,12 +62,17 @@ void Metrics::append_histogram(std::string& out, std::string_view name, const st
 
 void Metrics::record_credential_event(std::string_view kind, std::string_view credential, std::string_view outcome) {
   std::lock_guard lock(credential_mutex_);
-  ++credential_events_[{std::string(kind), std::string(credential), std::string(outcome)}];
+  auto found = credential_events_.find(std::make_tuple(kind, credential, outcome));
+  if (found == credential_events_.end())
+    found = credential_events_.emplace(std::make_tuple(std::string(kind), std::string(credential), std::string(outcome)), 0).first;
+  ++found->second;
 }
 
 void Metrics::record_store_latency(std::string_view operation, double seconds) {
   std::lock_guard lock(credential_mutex_);
-  store_latency_[std::string(operation)].observe(seconds);
+  auto found = store_latency_.find(operation);
+  if (found == store_latency_.end()) found = store_latency_.emplace(std::string(operation), Histogram{}).first;
+  found->second.observe(seconds);
 }
 
 std::string Metrics::render_prometheus() const {

@@ -69,8 +69,9 @@ class Metrics {
   std::vector<std::unique_ptr<Shard>> shards_;
   // Credential events are rare next to requests: one lock, not shards.
   mutable std::mutex credential_mutex_;
-  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> credential_events_;
-  std::map<std::string, Histogram> store_latency_;
+  // Transparent comparators: a known label set is found from string_views, without allocating.
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> credential_events_;
+  std::map<std::string, Histogram, std::less<>> store_latency_;
 };
 
 // Bounded HTTP method label.

@@ -215,6 +215,12 @@ describe('upstream credentials', () => {
     });
   }
 
+  it('the admin credentials API is off without an admin token', async () => {
+    const res = await fetch(`${gw.adminUrl}/admin/v1/credentials/service/subjects/alice`);
+    assert.equal(res.status, 403);
+    assert.match((await res.json()).message, /set admin\.token/);
+  });
+
   it('without a delegated credential, /oauth/callback and /oauth/connect/* are forwarded like any path', async () => {
     for (const path of ['/oauth/callback?code=c&state=s', '/oauth/connect/service?link=x']) {
       const before = echo.requests.length;

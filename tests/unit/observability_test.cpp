@@ -276,3 +276,25 @@ TEST_CASE("metrics: histogram bounds are written in their shortest form") {
     CHECK(text.find(bound) != std::string::npos);
   }
 }
+
+TEST_CASE("metrics: credential events and token store latency render as labelled families") {
+  mcpgate::observability::Metrics metrics(2);
+  metrics.record_credential_event("refresh", "user-api", "ok");
+  metrics.record_credential_event("refresh", "user-api", "ok");
+  metrics.record_credential_event("refresh", "user-api", "rejected");
+  metrics.record_credential_event("cache", "svc", "hit");
+  metrics.record_credential_event("connect", "user-api", "linked");
+  metrics.record_store_latency("get", 0.002);
+  metrics.record_store_latency("get", 0.2);
+  const std::string text = metrics.render_prometheus();
+  CHECK(text.find("# TYPE mcpgate_credential_refreshes_total counter\n") != std::string::npos);
+  CHECK(text.find("mcpgate_credential_refreshes_total{credential=\"user-api\",outcome=\"ok\"} 2\n") != std::string::npos);
+  CHECK(text.find("mcpgate_credential_refreshes_total{credential=\"user-api\",outcome=\"rejected\"} 1\n") != std::string::npos);
+  CHECK(text.find("mcpgate_credential_cache_total{credential=\"svc\",result=\"hit\"} 1\n") != std::string::npos);
+  CHECK(text.find("mcpgate_connect_flows_total{credential=\"user-api\",outcome=\"linked\"} 1\n") != std::string::npos);
+  CHECK(text.find("mcpgate_token_store_seconds_bucket{operation=\"get\",le=\"0.005\"} 1\n") != std::string::npos);
+  CHECK(text.find("mcpgate_token_store_seconds_bucket{operation=\"get\",le=\"+Inf\"} 2\n") != std::string::npos);
+  CHECK(text.find("mcpgate_token_store_seconds_count{operation=\"get\"} 2\n") != std::string::npos);
+  // A family is listed only under its own name.
+  CHECK(text.find("mcpgate_credential_cache_total{credential=\"user-api\"") == std::string::npos);
+}
