@@ -27,6 +27,7 @@
 
 #include "core/event_loop.h"
 #include "credentials/store_backend.h"
+#include "loop_thread.h"
 
 extern char** environ;
 
@@ -159,36 +160,7 @@ class RedisServer {
   pid_t pid_ = -1;
 };
 
-struct LibeventThreads {
-  LibeventThreads() { mcpgate::core::enable_libevent_threads(); }
-};
-
-// An EventLoop running on its own thread; work is posted in and waited for with a bound.
-class LoopThread : LibeventThreads {
- public:
-  LoopThread() : thread_([this] { loop_.run(); }) {}
-  ~LoopThread() {
-    loop_.post([this] { loop_.stop(); });  // posted, so a stop before run() started is not lost
-    thread_.join();
-    loop_.drain_deferred();
-  }
-  EventLoop& loop() { return loop_; }
-
-  // Runs `fn` on the loop thread and waits for it to return.
-  void call(std::function<void()> fn) {
-    auto done = std::make_shared<std::promise<void>>();
-    auto future = done->get_future();
-    loop_.post([fn = std::move(fn), done] {
-      fn();
-      done->set_value();
-    });
-    REQUIRE_MESSAGE(future.wait_for(kAnswerWait) == std::future_status::ready, "the loop did not run a posted task");
-  }
-
- private:
-  EventLoop loop_;
-  std::thread thread_;
-};
+using mcpgate::testing::LoopThread;
 
 struct Answer {
   StoreStatus status = StoreStatus::Unavailable;

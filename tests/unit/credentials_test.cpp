@@ -26,6 +26,7 @@
 #include "credentials/token_endpoint.h"
 #include "credentials/token_sealer.h"
 #include "credentials/token_store.h"
+#include "loop_thread.h"
 #include "http/message.h"
 #include "mcp/elicitation.h"
 #include "mcp/session_capabilities.h"
@@ -647,27 +648,7 @@ using credentials::TokenStore;
 using credentials::UserKey;
 using credentials::UserTokens;
 
-struct LibeventThreads {
-  LibeventThreads() { core::enable_libevent_threads(); }
-};
-
-// An EventLoop running on its own thread; operations are posted into it.
-class LoopThread : LibeventThreads {
- public:
-  LoopThread() : thread_([this] { loop_.run(); }) {}
-  ~LoopThread() {
-    loop_.post([this] { loop_.stop(); });  // posted, so a stop before run() started is not lost
-    thread_.join();
-    loop_.drain_deferred();
-  }
-  LoopThread(const LoopThread&) = delete;
-  LoopThread& operator=(const LoopThread&) = delete;
-  core::EventLoop& loop() { return loop_; }
-
- private:
-  core::EventLoop loop_;
-  std::thread thread_;
-};
+using testing::LoopThread;
 
 template <typename Value>
 struct Answer {
