@@ -6,7 +6,10 @@
 //
 // hiredis here is Debian 12's 0.14.1: it has no redisAsyncSetTimeout and no connect timeout, so
 // both are libevent timers of ours.
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
+#include <netinet/in.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -186,6 +189,9 @@ class RedisBackend : public StoreBackend {
   bool send(redisAsyncContext* ctx, redisCallbackFn* fn, void* privdata, std::initializer_list<std::string_view> args);
 
   void connect();
+  void connect_to(const std::string& address);  // an IP literal
+  static bool is_ip_literal(const std::string& host);
+  static void on_resolved(int result, evutil_addrinfo* addresses, void* self) noexcept;
   void send_setup(const char* what, std::initializer_list<std::string_view> args, bool last);
   // Frees the context (pending operations answer Unavailable) and schedules a reconnect. Never
   // from inside a hiredis callback: those call drop_soon().
@@ -208,6 +214,8 @@ class RedisBackend : public StoreBackend {
   // connection (we are told through on_connect/on_disconnect); we free it only from outside
   // hiredis callbacks (timers, the destructor). ctx_->data is `this` while we want its events.
   redisAsyncContext* ctx_ = nullptr;
+  evdns_base* dns_ = nullptr;                       // made on the first name to resolve
+  evdns_getaddrinfo_request* dns_request_ = nullptr;  // a resolution in flight
   bool connected_ = false;  // TCP up on ctx_
   uint64_t epoch_ = 0;      // counts connections, so a late setup reply cannot act on a newer one
   uint64_t drop_epoch_ = 0;
@@ -246,6 +254,9 @@ RedisBackend::RedisBackend(const config::TokenStoreConfig& config, core::EventLo
 // answer()), so freeing the context here is allowed. Operations in flight answer Unavailable.
 RedisBackend::~RedisBackend() {
   link_->backend = nullptr;
+  if (dns_request_ != nullptr) evdns_getaddrinfo_cancel(dns_request_);
+  dns_request_ = nullptr;
+  if (dns_ != nullptr) evdns_base_free(dns_, 0);
   reconnect_timer_.reset();
   connect_timer_.reset();
   drop_timer_.reset();
@@ -261,9 +272,54 @@ void RedisBackend::connect() {
   ++epoch_;
   dropping_ = false;  // a condemnation was for the connection before
   connected_ = false;
-  // TODO: redisAsyncConnect resolves a host name with a blocking getaddrinfo; an IP address (or
-  // a name in /etc/hosts) keeps the loop from waiting on DNS.
-  redisAsyncContext* ctx = redisAsyncConnect(host_.c_str(), port_);
+  if (is_ip_literal(host_)) return connect_to(host_);
+  // redisAsyncConnect would resolve a name with a blocking getaddrinfo: resolve it on the loop.
+  if (dns_ == nullptr) {
+    dns_ = evdns_base_new(loop_.base(), EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (dns_ == nullptr) return connect_failed("cannot start the DNS resolver");
+    evdns_base_set_option(dns_, "timeout:", "2");
+    evdns_base_set_option(dns_, "attempts:", "2");
+  }
+  evutil_addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  // May answer before it returns (hosts file, cache); on_resolved then has already run.
+  evdns_getaddrinfo_request* request = evdns_getaddrinfo(dns_, host_.c_str(), nullptr, &hints, &RedisBackend::on_resolved, this);
+  if (request != nullptr) dns_request_ = request;
+}
+
+bool RedisBackend::is_ip_literal(const std::string& host) {
+  unsigned char address[sizeof(in6_addr)];
+  return evutil_inet_pton(AF_INET, host.c_str(), address) == 1 || evutil_inet_pton(AF_INET6, host.c_str(), address) == 1;
+}
+
+// Owner: the backend, which cancels the request before it dies (the cancel calls back with
+// EVUTIL_EAI_CANCEL, which touches nothing).
+void RedisBackend::on_resolved(int result, evutil_addrinfo* addresses, void* arg) noexcept {
+  if (result == EVUTIL_EAI_CANCEL) {
+    if (addresses != nullptr) evutil_freeaddrinfo(addresses);
+    return;
+  }
+  auto* self = static_cast<RedisBackend*>(arg);
+  try {
+    self->dns_request_ = nullptr;
+    char text[INET6_ADDRSTRLEN] = {0};
+    if (result == 0 && addresses != nullptr) {
+      const void* address = addresses->ai_family == AF_INET6
+                                ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(addresses->ai_addr)->sin6_addr)
+                                : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(addresses->ai_addr)->sin_addr);
+      evutil_inet_ntop(addresses->ai_family, address, text, sizeof text);
+    }
+    if (addresses != nullptr) evutil_freeaddrinfo(addresses);
+    if (text[0] == '\0') return self->connect_failed(std::string("cannot resolve the Redis host: ") + evutil_gai_strerror(result));
+    self->connect_to(text);
+  } catch (...) {
+    spdlog::error("token store: redis connect failed");
+  }
+}
+
+void RedisBackend::connect_to(const std::string& address) {
+  redisAsyncContext* ctx = redisAsyncConnect(address.c_str(), port_);
   if (ctx == nullptr) return connect_failed("out of memory");
   if (ctx->err != 0) {
     const std::string error = ctx->errstr != nullptr ? ctx->errstr : "connect failed";

@@ -311,6 +311,24 @@ TEST_CASE("credentials: redis backend round-trips values, misses and expiries") 
   CHECK(fx.remove(redis, "mcpgate:test:a") == StoreStatus::Ok);  // Ok whether or not it existed
 }
 
+TEST_CASE("credentials: redis backend resolves a host name on the loop; an unknown name is Unavailable") {
+  RedisFixture fx;
+  TokenStoreConfig by_name = redis_config(fx.server().port());
+  by_name.redis_host = "localhost";  // /etc/hosts: resolved by libevent's evdns, never a blocking getaddrinfo
+  StoreBackend* redis = fx.make_backend(by_name);
+  const auto writable_after = fx.wait_until_writable(redis, 10s);
+  REQUIRE_MESSAGE(writable_after.has_value(), "no connection through a resolved name");
+  CHECK(fx.set(redis, "named", "v", 0) == StoreStatus::Ok);
+  CHECK(fx.get(redis, "named").value == "v");
+
+  TokenStoreConfig unknown = redis_config(fx.server().port());
+  unknown.redis_host = "no-such-host.invalid";
+  StoreBackend* nowhere = fx.make_backend(unknown);
+  const Answer answer = fx.get(nowhere, "named");
+  CHECK(answer.status == StoreStatus::Unavailable);
+  fx.destroy(nowhere);  // with a resolution possibly in flight
+}
+
 TEST_CASE("credentials: redis backend add, remove_if and take") {
   RedisFixture fx;
   StoreBackend* redis = fx.make_backend();
