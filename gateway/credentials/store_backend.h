@@ -20,6 +20,17 @@ namespace mcpgate::credentials {
 
 enum class StoreStatus { Ok, NotFound, Conflict, Unavailable };
 
+// The status's name, for messages.
+constexpr const char* status_name(StoreStatus status) {
+  switch (status) {
+    case StoreStatus::Ok: return "Ok";
+    case StoreStatus::NotFound: return "NotFound";
+    case StoreStatus::Conflict: return "Conflict";
+    case StoreStatus::Unavailable: return "Unavailable";
+  }
+  return "?";
+}
+
 class StoreBackend {
  public:
   using ValueCallback = std::function<void(StoreStatus, std::string value)>;

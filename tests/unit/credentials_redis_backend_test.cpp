@@ -169,16 +169,6 @@ struct Answer {
   bool inside_call = false;  // the callback ran before the starting call returned (forbidden)
 };
 
-const char* name(StoreStatus status) {
-  switch (status) {
-    case StoreStatus::Ok: return "Ok";
-    case StoreStatus::NotFound: return "NotFound";
-    case StoreStatus::Conflict: return "Conflict";
-    case StoreStatus::Unavailable: return "Unavailable";
-  }
-  return "?";
-}
-
 TokenStoreConfig redis_config(uint16_t port, unsigned db = 0, std::string password = {}) {
   TokenStoreConfig config;
   config.backend = StoreBackendType::Redis;
@@ -386,7 +376,7 @@ TEST_CASE("credentials: redis backend answers Unavailable while redis is down, t
   fx.server().stop();
   for (int i = 0; i < 5; ++i) {
     const Answer answer = fx.get(redis, "before");
-    INFO("attempt " << i << " answered " << name(answer.status));
+    INFO("attempt " << i << " answered " << mcpgate::credentials::status_name(answer.status));
     CHECK(answer.status == StoreStatus::Unavailable);
     CHECK(answer.took < 1s);  // at once, not after the operation timeout
     CHECK(fx.set(redis, "during", "v", 0) == StoreStatus::Unavailable);

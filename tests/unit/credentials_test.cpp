@@ -628,16 +628,7 @@ TEST_CASE("session capabilities: remember, look up, and forget the oldest past c
 namespace doctest {
 template <>
 struct StringMaker<mcpgate::credentials::StoreStatus> {
-  static String convert(mcpgate::credentials::StoreStatus status) {
-    using mcpgate::credentials::StoreStatus;
-    switch (status) {
-      case StoreStatus::Ok: return "Ok";
-      case StoreStatus::NotFound: return "NotFound";
-      case StoreStatus::Conflict: return "Conflict";
-      case StoreStatus::Unavailable: return "Unavailable";
-    }
-    return "?";
-  }
+  static String convert(mcpgate::credentials::StoreStatus status) { return mcpgate::credentials::status_name(status); }
 };
 }  // namespace doctest
 
