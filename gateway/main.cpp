@@ -11,6 +11,7 @@
 #include "core/event_loop.h"
 #include "http/tls.h"
 #include "observability/log.h"
+#include "plugins/plugin_host.h"
 #include "proxy/gateway.h"
 
 namespace {
@@ -65,13 +66,16 @@ void log_restart_only_changes(const config::Config& old_config, const config::Co
 }
 
 // SIGHUP: load and validate off the event loops; a bad config leaves the old one serving.
+// Plugins are loaded afresh (init runs again, e.g. an API key file is re-read); a plugin
+// failing to load refuses the reload.
 void reload(proxy::Gateway& gateway, const std::string& path) {
   try {
     auto new_config = config::load_config_file(path);
     auto tls = load_tls(*new_config);
+    auto plugins = plugins::PluginSet::load(*new_config);
     log_restart_only_changes(gateway.config(), *new_config);
     observability::setup_logging(new_config->log);
-    gateway.apply(new_config, tls);
+    gateway.apply(new_config, std::move(plugins), tls);
     ++gateway.metrics().reloads_succeeded;
     observability::LogEvent(spdlog::level::info, "config reloaded")
         .field("routes", static_cast<int64_t>(new_config->routes.size()))
@@ -84,8 +88,7 @@ void reload(proxy::Gateway& gateway, const std::string& path) {
   }
 }
 
-int run(const config::ConfigPtr& config) {
-  observability::setup_logging(config->log);
+int run(const config::ConfigPtr& config, plugins::PluginSetPtr plugins) {
   // The control thread waits for signals; every other thread inherits this mask.
   sigset_t signals;
   sigemptyset(&signals);
@@ -95,7 +98,7 @@ int run(const config::ConfigPtr& config) {
 
   core::enable_libevent_threads();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  proxy::Gateway gateway(config, load_tls(*config));
+  proxy::Gateway gateway(config, std::move(plugins), load_tls(*config));
   gateway.start();
   const std::string public_url = config->server.public_url;
   observability::LogEvent started(spdlog::level::info, "mcpgate started");
@@ -157,19 +160,27 @@ int main(int argc, char** argv) {
     return 2;
   }
   config::ConfigPtr config;
+  plugins::PluginSetPtr plugins;
   try {
     config = config::load_config_file(arguments.config_path);
     if (arguments.command == "check") load_tls(*config);  // certificates must load too
+    // Plugins log from init: logging is set up first. `check` runs their init too, so a plugin's
+    // own config problems are reported by it.
+    observability::setup_logging(config->log);
+    plugins = plugins::PluginSet::load(*config);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
   if (arguments.command == "check") {
-    std::printf("config OK: %s (%zu routes)\n", arguments.config_path.c_str(), config->routes.size());
+    std::printf("config OK: %s (%zu routes, %zu plugins)\n", arguments.config_path.c_str(), config->routes.size(),
+                config->plugins.size());
+    plugins.reset();
+    spdlog::shutdown();
     return 0;
   }
   try {
-    return run(config);
+    return run(config, std::move(plugins));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mcpgate: %s\n", e.what());
     return 1;

@@ -23,6 +23,7 @@ std::string_view auth_status_name(AuthStatus status) {
     case AuthStatus::KeysUnavailable: return "keys_unavailable";
     case AuthStatus::IdpUnavailable: return "idp_unavailable";
     case AuthStatus::TokenInactive: return "token_inactive";
+    case AuthStatus::TokenRejected: return "token_rejected";
     case AuthStatus::InsufficientScope: return "insufficient_scope";
     case AuthStatus::InternalError: return "internal_error";
   }
@@ -50,6 +51,7 @@ std::string_view auth_status_description(AuthStatus status) {
     case AuthStatus::KeysUnavailable: return "The signing keys of the authorization server are unavailable";
     case AuthStatus::IdpUnavailable: return "The authorization server is unavailable";
     case AuthStatus::TokenInactive: return "The access token is not active";
+    case AuthStatus::TokenRejected: return "The access token was rejected";
     case AuthStatus::InsufficientScope: return "The access token lacks a required scope";
     case AuthStatus::InternalError: return "The access token could not be verified";
   }

@@ -37,6 +37,7 @@ enum class AuthStatus {
   KeysUnavailable,   // no JWKS could be obtained and none is cached
   IdpUnavailable,    // the userinfo or introspection endpoint failed
   TokenInactive,     // introspection said active=false
+  TokenRejected,     // an auth plugin refused the token
   InsufficientScope, // authenticated, but the route needs scopes the token lacks
   // Something failed that should not (allocation, a library error after validation):
   // deny, and let the HTTP layer answer 500 rather than blame the client.

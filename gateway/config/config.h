@@ -78,7 +78,7 @@ struct LogConfig {
 };
 
 enum class Transport { StreamableHttp, Sse };
-enum class AuthType { None, Jwt, Userinfo, Introspection };
+enum class AuthType { None, Jwt, Userinfo, Introspection, Plugin };
 
 enum class AuthServerType { Oidc, OAuth };
 enum class Discovery { Eager, OnDemand, Off };
@@ -126,13 +126,26 @@ struct ScopeRule {
 
 struct RouteAuth {
   AuthType type = AuthType::None;
-  std::string server;                         // key of authorization_servers
+  std::string server;                         // key of authorization_servers (token-validating types)
+  std::string plugin;                         // type plugin: the plugins[].name whose verify_token decides
   std::vector<std::string> audiences;         // default: the route's resource
   std::vector<std::string> required_scopes;   // for every request on the route
   std::vector<std::string> scopes_supported;  // advertised in RFC 9728 metadata; default: all scopes named
   std::vector<std::string> algorithms{"RS256", "ES256", "PS256"};
   uint32_t leeway_s = 60;
   uint32_t cache_ttl_s = 60;
+};
+
+// A token bucket (routes[].rate_limits[]): `burst` tokens at most, one back every
+// `refill_interval_ms`; each counted message takes one.
+enum class RateLimitKey { Route, Subject, ClientId, Tool };
+
+struct RateLimitConfig {
+  std::string name;        // metric label and store key part; unique within the route
+  RateLimitKey per = RateLimitKey::Subject;
+  std::string tool;        // set: only tools/call of this tool counts
+  uint32_t burst = 1;      // bucket capacity
+  double refill_interval_ms = 1000;  // period / count of the `rate`
 };
 
 struct RouteConfig {
@@ -152,6 +165,16 @@ struct RouteConfig {
   bool filter_tools_list = false;
   bool forward_identity = false;
   std::string upstream_credential = "none";  // a credentials key, or "none"
+  std::vector<std::string> policy_plugins;   // plugins[].name, their authorize hooks in order
+  std::vector<std::string> request_plugins;  // plugins[].name, their on_upstream_request hooks in order
+  std::vector<RateLimitConfig> rate_limits;
+};
+
+// A plugin shared object (plugins[]): loaded at start and on each reload.
+struct PluginConfig {
+  std::string name;
+  std::string path;         // absolute (relative paths are resolved against the config file's directory)
+  std::string config_json;  // its `config` map as a compact JSON object; "{}" when absent
 };
 
 enum class StoreBackendType { Memory, Redis };
@@ -179,6 +202,7 @@ struct Config {
   std::map<std::string, AuthorizationServerConfig> authorization_servers;
   std::map<std::string, CredentialConfig> credentials;
   TokenStoreConfig token_store;
+  std::vector<PluginConfig> plugins;
   std::vector<RouteConfig> routes;
 };
 

@@ -93,6 +93,9 @@ class Document {
  public:
   explicit Document(std::string source) : source_(std::move(source)) {}
 
+  // Where the text came from (a file path, or a name for text given directly).
+  const std::string& source() const { return source_; }
+
   [[noreturn]] void fail(const YAML::Mark& mark, const std::string& message) const {
     // yaml-cpp counts from 0; editors count from 1.
     const int line = mark.line < 0 ? 1 : mark.line + 1;
@@ -485,9 +488,8 @@ std::string read_file(const std::string& path);
 std::string read_secret_file_bytes(const Document& doc, const Field& field);
 
 const KeyRules kTopLevelKeys{
-    {"server", "admin", "log", "authorization_servers", "credentials", "token_store", "routes"},
-    {{"session_envelope", "session envelope"},
-     {"plugins", "plugins"}}};
+    {"server", "admin", "log", "authorization_servers", "credentials", "token_store", "plugins", "routes"},
+    {{"session_envelope", "session envelope"}}};
 const KeyRules kServerKeys{{"listen", "public_url", "tls", "workers", "limits", "shutdown_grace_ms"}, {}};
 const KeyRules kTlsKeys{{"cert_file", "key_file"}, {}};
 const KeyRules kLimitsKeys{{"max_body_bytes", "max_header_bytes", "max_connections", "upstream_timeout_ms",
@@ -512,8 +514,12 @@ const KeyRules kTokenStoreKeys{
 const KeyRules kRouteKeys{
     {"name", "path", "upstream", "transport", "resource", "resource_name", "resource_documentation",
      "allowed_origins", "auth", "tools", "prompts", "resources", "methods", "filter_tools_list",
-     "forward_identity", "upstream_credential"},
-    {{"rate_limits", "rate limits"}}};
+     "forward_identity", "upstream_credential", "policy_plugins", "request_plugins", "rate_limits"},
+    {}};
+const KeyRules kPluginKeys{{"name", "path", "config"}, {}};
+const KeyRules kRateLimitKeys{{"per", "tool", "rate", "burst", "name"}, {}};
+// plugin: the plugin decides on the token; scopes it returns are checked as for the others.
+const KeyRules kAuthPluginKeys{{"type", "plugin", "required_scopes", "scopes_supported"}, {}};
 const KeyRules kToolRuleKeys{{"scopes", "credential"}, {}};
 const KeyRules kMethodRuleKeys{{"scopes"}, {}};
 const KeyRules kAuthJwtKeys{
@@ -526,6 +532,7 @@ const KeyRules kAuthLookupKeys{
 constexpr std::string_view kTokenAuth = "token-validating auth types; auth type 'none' takes only 'type'";
 const KeyRules kAuthNoneKeys{{"type"},
                              {{"server", kTokenAuth},
+                              {"plugin", kTokenAuth},
                               {"audience", kTokenAuth},
                               {"required_scopes", kTokenAuth},
                               {"scopes_supported", kTokenAuth},
@@ -748,27 +755,12 @@ AuthorizationServers read_authorization_servers(const Document& doc, const Field
 
 // ---- Credentials ----
 
-// RFC 9110 tchar: the characters of a header field name.
-bool is_token_char(unsigned char c) {
-  return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-// Headers that frame or route the request: an injected value there would desynchronize the
-// connection to the upstream or redirect the request.
-bool is_framing_header(const std::string& name) {
-  for (std::string_view reserved : {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te",
-                                    "trailer", "keep-alive", "proxy-connection"}) {
-    if (name == reserved) return true;
-  }
-  return false;
-}
-
 std::string read_header_name(const Document& doc, const Field& field) {
   const std::string name = doc.non_empty_string(field);
-  if (!std::all_of(name.begin(), name.end(), is_token_char)) {
+  if (!http::is_field_name(name)) {
     doc.fail(field, "'" + name + "' is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)");
   }
-  if (is_framing_header(lowercase(name))) {
+  if (http::is_framing_header(name)) {
     doc.fail(field, "'" + name + "' frames or routes the request and cannot carry a credential");
   }
   return name;
@@ -778,10 +770,7 @@ std::string read_header_name(const Document& doc, const Field& field) {
 // NUL (which would inject headers). Errors don't echo it: it is a secret.
 std::string read_header_value(const Document& doc, const Field& field) {
   const std::string value = doc.non_empty_string(field);
-  const bool valid = std::all_of(value.begin(), value.end(), [](unsigned char c) {
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-  });
-  if (!valid) doc.fail(field, "must not contain control characters (CR, LF, NUL, ...)");
+  if (!http::is_field_value(value)) doc.fail(field, "must not contain control characters (CR, LF, NUL, ...)");
   if (value.front() == ' ' || value.front() == '\t' || value.back() == ' ' || value.back() == '\t') {
     doc.fail(field, "must not begin or end with whitespace");
   }
@@ -1214,17 +1203,42 @@ RouteAuth read_token_auth(const Document& doc, const MapView& map, const RouteCo
   return auth;
 }
 
+// A plugins[].name; `hook` says what the reference uses it for (a plugin lacking the hook is
+// found when it is loaded).
+std::string read_plugin_ref(const Document& doc, const Field& field, const std::vector<PluginConfig>& plugins) {
+  const std::string name = doc.non_empty_string(field);
+  const bool known = std::any_of(plugins.begin(), plugins.end(), [&](const PluginConfig& p) { return p.name == name; });
+  if (!known) doc.fail(field, "unknown plugin '" + name + "' (not defined under plugins)");
+  return name;
+}
+
+RouteAuth read_plugin_auth(const Document& doc, const MapView& map, const RouteConfig& route, const RoutePolicy& policy,
+                           const std::vector<PluginConfig>& plugins) {
+  map.check_keys(kAuthPluginKeys, "in the auth of route '" + route.name + "'");
+  RouteAuth auth;
+  auth.type = AuthType::Plugin;
+  auth.plugin = read_plugin_ref(doc, map.require("plugin"), plugins);
+  if (auto scopes = map.find("required_scopes")) auth.required_scopes = read_scopes(doc, *scopes);
+  if (auto scopes = map.find("scopes_supported")) {
+    auth.scopes_supported = read_scopes(doc, *scopes);
+  } else {
+    add_unique(auth.scopes_supported, auth.required_scopes);
+    add_unique(auth.scopes_supported, policy_scopes(policy));
+  }
+  return auth;
+}
+
 RouteAuth read_auth(const Document& doc, const Field& field, const RouteConfig& route, const RoutePolicy& policy,
-                    const AuthorizationServers& servers) {
+                    const AuthorizationServers& servers, const std::vector<PluginConfig>& plugins) {
   const MapView map(doc, field);
   const Field type_field = map.require("type");
   const std::string type = doc.string(type_field);
-  if (type == "plugin") doc.fail(type_field, "auth type 'plugin' is not supported yet (plugins)");
+  if (type == "plugin") return read_plugin_auth(doc, map, route, policy, plugins);
   if (type == "jwt") return read_token_auth(doc, map, route, policy, servers, AuthType::Jwt);
   if (type == "userinfo") return read_token_auth(doc, map, route, policy, servers, AuthType::Userinfo);
   if (type == "introspection") return read_token_auth(doc, map, route, policy, servers, AuthType::Introspection);
   if (type != "none") {
-    doc.fail(type_field, "unknown auth type '" + type + "' (expected none, jwt, userinfo or introspection)");
+    doc.fail(type_field, "unknown auth type '" + type + "' (expected none, jwt, userinfo, introspection or plugin)");
   }
   map.check_keys(kAuthNoneKeys, "in the auth of route '" + route.name + "'");
   return RouteAuth{};
@@ -1234,7 +1248,7 @@ RouteAuth read_auth(const Document& doc, const Field& field, const RouteConfig& 
 // deny everything, or look like protection while allowing everything.
 void check_policy_has_identity(const Document& doc, const MapView& map, const RouteConfig& route) {
   if (route.auth.type != AuthType::None) return;
-  for (std::string_view key : {"tools", "prompts", "resources", "methods", "filter_tools_list"}) {
+  for (std::string_view key : {"tools", "prompts", "resources", "methods", "filter_tools_list", "policy_plugins"}) {
     const auto field = map.find(key);
     if (!field || (key == "filter_tools_list" && !route.filter_tools_list)) continue;
     doc.fail(field->key_mark, field->path + ": needs an auth type that identifies the caller "
@@ -1254,6 +1268,82 @@ void read_route_credentials(const Document& doc, const MapView& map, const Route
     const Field credential = MapView(doc, MapView(doc, map.require("tools")).require(name)).require("credential");
     check_credential_use(doc, credential, *rule.credential, credentials, route);
   }
+}
+
+// "<count>/<unit>": count tokens per unit, unit s|sec|second, m|min|minute, h|hour.
+void read_rate(const Document& doc, const Field& field, RateLimitConfig& limit, uint32_t& count) {
+  const std::string text = doc.non_empty_string(field);
+  const std::string expected = "expected '<count>/<unit>' with a unit of s, min or hour (e.g. 10/min)";
+  const std::size_t slash = text.find('/');
+  if (slash == std::string::npos) doc.fail(field, expected + " (got '" + text + "')");
+  const std::string number = text.substr(0, slash);
+  const std::string unit = text.substr(slash + 1);
+  const auto [stop, error] = std::from_chars(number.data(), number.data() + number.size(), count);
+  if (number.empty() || stop != number.data() + number.size() || error != std::errc() || count == 0)
+    doc.fail(field, "the count must be a whole number of at least 1 (got '" + text + "')");
+  double period_ms = 0;
+  if (unit == "s" || unit == "sec" || unit == "second") period_ms = 1000;
+  if (unit == "m" || unit == "min" || unit == "minute") period_ms = 60000;
+  if (unit == "h" || unit == "hour") period_ms = 3600000;
+  if (period_ms == 0) doc.fail(field, expected + " (got unit '" + unit + "')");
+  limit.refill_interval_ms = period_ms / count;
+}
+
+std::vector<RateLimitConfig> read_rate_limits(const Document& doc, const Field& field, const RouteConfig& route) {
+  std::vector<RateLimitConfig> limits;
+  for (const Field& item : list_items(doc, field, "expected a list of rate limits")) {
+    const MapView map(doc, item);
+    map.check_keys(kRateLimitKeys, "in a rate limit of route '" + route.name + "'");
+    RateLimitConfig limit;
+    const Field per = map.require("per");
+    const std::string key = doc.one_of(per, {"route", "subject", "client_id", "tool"});
+    limit.per = key == "route" ? RateLimitKey::Route
+                : key == "subject" ? RateLimitKey::Subject
+                : key == "client_id" ? RateLimitKey::ClientId
+                                     : RateLimitKey::Tool;
+    if ((limit.per == RateLimitKey::Subject || limit.per == RateLimitKey::ClientId) && route.auth.type == AuthType::None)
+      doc.fail(per, "per " + key + " needs an auth type that identifies the caller (route '" + route.name +
+                        "' has auth type 'none')");
+    if (auto tool = map.find("tool")) limit.tool = doc.non_empty_string(*tool);
+    uint32_t count = 0;
+    read_rate(doc, map.require("rate"), limit, count);
+    limit.burst = count;
+    read_integer(map, "burst", limit.burst, 1, 1000000);
+    if (auto name = map.find("name")) {
+      limit.name = doc.non_empty_string(*name);
+      if (!is_name(limit.name)) doc.fail(*name, "'" + limit.name + "' " + kNameRule);
+    } else {
+      limit.name = key + (limit.tool.empty() ? "" : ":" + limit.tool);
+    }
+    for (const auto& earlier : limits)
+      if (earlier.name == limit.name)
+        doc.fail(item, "rate limit name '" + limit.name + "' is already used on route '" + route.name +
+                           "' (give one of them a distinct 'name')");
+    limits.push_back(std::move(limit));
+  }
+  return limits;
+}
+
+std::vector<PluginConfig> read_plugins(const Document& doc, const Field& field) {
+  std::vector<PluginConfig> plugins;
+  const std::string source = doc.source();
+  const std::string directory = source.find('/') == std::string::npos ? "." : source.substr(0, source.rfind('/'));
+  for (const Field& item : list_items(doc, field, "expected a list of plugins")) {
+    const MapView map(doc, item);
+    map.check_keys(kPluginKeys, "in a plugin");
+    PluginConfig plugin;
+    const Field name = map.require("name");
+    plugin.name = doc.non_empty_string(name);
+    if (!is_name(plugin.name)) doc.fail(name, "'" + plugin.name + "' " + kNameRule);
+    for (const auto& earlier : plugins)
+      if (earlier.name == plugin.name) doc.fail(name, "duplicate plugin name '" + plugin.name + "'");
+    plugin.path = doc.non_empty_string(map.require("path"));
+    if (plugin.path.front() != '/') plugin.path = directory + "/" + plugin.path;
+    const auto config = map.find_set("config");
+    plugin.config_json = config ? read_json_object(doc, *config) : "{}";
+    plugins.push_back(std::move(plugin));
+  }
+  return plugins;
 }
 
 RouteConfig read_route(const Document& doc, const Field& field, const Config& config) {
@@ -1281,7 +1371,7 @@ RouteConfig read_route(const Document& doc, const Field& field, const Config& co
   if (auto resources = map.find("resources")) policy.resources = read_scope_rules(doc, *resources, kMethodRuleKeys);
   if (auto methods = map.find("methods")) policy.methods = read_scope_rules(doc, *methods, kMethodRuleKeys);
   read_boolean(map, "filter_tools_list", route.filter_tools_list);
-  route.auth = read_auth(doc, map.require("auth"), route, policy, config.authorization_servers);
+  route.auth = read_auth(doc, map.require("auth"), route, policy, config.authorization_servers, config.plugins);
   read_route_credentials(doc, map, policy, config.credentials, route);
   check_policy_has_identity(doc, map, route);
   route.tools.insert(policy.tools.begin(), policy.tools.end());
@@ -1289,6 +1379,14 @@ RouteConfig read_route(const Document& doc, const Field& field, const Config& co
   route.resources.insert(policy.resources.begin(), policy.resources.end());
   route.methods.insert(policy.methods.begin(), policy.methods.end());
   read_boolean(map, "forward_identity", route.forward_identity);
+  auto read_plugin_list = [&](std::string_view key, std::vector<std::string>& out) {
+    if (auto list = map.find(key))
+      out = read_distinct(doc, *list, "expected a list of plugin names",
+                          [&](const Field& item) { return read_plugin_ref(doc, item, config.plugins); });
+  };
+  read_plugin_list("policy_plugins", route.policy_plugins);
+  read_plugin_list("request_plugins", route.request_plugins);
+  if (auto limits = map.find("rate_limits")) route.rate_limits = read_rate_limits(doc, *limits, route);
   return route;
 }
 
@@ -1351,6 +1449,7 @@ Config read_config(const Document& doc, const YAML::Node& root) {
     config.credentials = read_credentials(doc, *credentials, config.authorization_servers);
   }
   if (auto store = top.find("token_store")) config.token_store = read_token_store(doc, *store);
+  if (auto plugins = top.find("plugins")) config.plugins = read_plugins(doc, *plugins);  // routes refer to them
   config.routes = read_routes(doc, top.require("routes"), config);
   return config;
 }

@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
+#include <vector>
 #include <stdexcept>
 #include <string_view>
 
@@ -41,6 +43,36 @@ constexpr std::chrono::seconds kErrorReplyLogEvery{10};
 constexpr std::string_view kRemoveIfScript =
     "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end";
 
+// Token buckets (BucketTake): KEYS are the buckets, ARGV three per bucket (capacity, refill
+// interval in ms, cost). Each bucket is a hash {tokens, at (ms)}, absent = full. Reads all, then
+// takes from all or none, on the server's clock (TIME) so replicas' clocks do not matter.
+// Answers {1, 0, 0} or {0, wait_ms, index of the first empty bucket}.
+constexpr std::string_view kTakeTokensScript = R"lua(
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local left = {}
+local wait = 0
+local limited = -1
+for i, key in ipairs(KEYS) do
+  local capacity, interval, cost = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens, at = tonumber(state[1]), tonumber(state[2])
+  if tokens == nil or at == nil then tokens, at = capacity, now end
+  tokens = math.min(capacity, tokens + math.max(0, now - at) / interval)
+  left[i] = tokens - cost
+  if left[i] < 0 then
+    wait = math.max(wait, math.ceil(-left[i] * interval))
+    if limited < 0 then limited = i - 1 end
+  end
+end
+if limited >= 0 then return {0, wait, limited} end
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'tokens', tostring(left[i]), 'at', now)
+  redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[3*i-2]) * tonumber(ARGV[3*i-1])) + 1000)
+end
+return {1, 0, 0}
+)lua";
+
 struct EventDeleter {
   void operator()(event* ev) const noexcept { event_free(ev); }
 };
@@ -50,7 +82,7 @@ timeval to_timeval(Millis ms) {
   return {static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
 }
 
-enum class Command { Get, Take, Set, Add, Remove, RemoveIf };
+enum class Command { Get, Take, Set, Add, Remove, RemoveIf, TakeTokens };
 
 const char* command_name(Command command) {
   switch (command) {
@@ -60,6 +92,7 @@ const char* command_name(Command command) {
     case Command::Add: return "SET NX";
     case Command::Remove: return "DEL";
     case Command::RemoveIf: return "EVAL remove_if";
+    case Command::TakeTokens: return "EVAL take_tokens";
   }
   return "?";
 }
@@ -81,7 +114,8 @@ struct Op {
   core::EventLoop* loop = nullptr;
   Command command = Command::Get;
   StoreBackend::ValueCallback value_done;  // Get, Take
-  StoreBackend::StatusCallback status_done;  // the others
+  StoreBackend::StatusCallback status_done;  // Set, Add, Remove, RemoveIf
+  StoreBackend::BucketCallback bucket_done;  // TakeTokens
   EventPtr timer;  // the per-operation timeout; freed with the Op, never inside its own callback
   bool answered = false;  // timed out already: the late reply is ignored
 };
@@ -97,7 +131,7 @@ struct SetupOp {
 
 // Posts the answer to the op's loop, once. Never calls the requester directly, so no requester
 // code runs inside a hiredis callback (and none can destroy the backend there).
-void answer(Op& op, StoreStatus status, std::string value = {}) {
+void answer(Op& op, StoreStatus status, std::string value = {}, BucketVerdict verdict = {}) {
   if (op.answered) return;
   op.answered = true;
   if (op.timer) evtimer_del(op.timer.get());
@@ -107,7 +141,18 @@ void answer(Op& op, StoreStatus status, std::string value = {}) {
     });
   } else if (op.status_done) {
     op.loop->post([done = std::move(op.status_done), status] { done(status); });
+  } else if (op.bucket_done) {
+    op.loop->post([done = std::move(op.bucket_done), status, verdict] { done(status, verdict); });
   }
+}
+
+// take_tokens' answer: {allowed, wait_ms, limited index}.
+std::optional<BucketVerdict> verdict_of(const redisReply& reply) {
+  if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 3) return std::nullopt;
+  for (std::size_t i = 0; i < 3; ++i)
+    if (reply.element[i]->type != REDIS_REPLY_INTEGER) return std::nullopt;
+  return BucketVerdict{reply.element[0]->integer == 1, reply.element[1]->integer,
+                       static_cast<std::size_t>(std::max<long long>(0, reply.element[2]->integer))};
 }
 
 // Maps a non-error reply to the operation's answer.
@@ -128,6 +173,8 @@ StoreStatus status_of(Command command, const redisReply& reply) {
     case Command::RemoveIf:
       if (reply.type != REDIS_REPLY_INTEGER) return StoreStatus::Unavailable;
       return reply.integer > 0 ? StoreStatus::Ok : StoreStatus::NotFound;
+    case Command::TakeTokens:
+      return verdict_of(reply) ? StoreStatus::Ok : StoreStatus::Unavailable;
   }
   return StoreStatus::Unavailable;
 }
@@ -167,6 +214,21 @@ class RedisBackend : public StoreBackend {
   void remove_if(const std::string& key, const std::string& value, StatusCallback done) override {
     submit(Command::RemoveIf, {"EVAL", kRemoveIfScript, "1", key, value}, nullptr, std::move(done));
   }
+  bool shares_buckets() const override { return true; }
+  void take_tokens(const std::vector<BucketTake>& buckets, BucketCallback done) override {
+    std::vector<std::string> numbers;  // ARGV texts, kept alive for the views below
+    numbers.reserve(buckets.size() * 3 + 1);
+    numbers.push_back(std::to_string(buckets.size()));
+    for (const auto& bucket : buckets) {
+      numbers.push_back(std::to_string(bucket.capacity));
+      numbers.push_back(std::to_string(bucket.refill_interval_ms));
+      numbers.push_back(std::to_string(bucket.cost));
+    }
+    std::vector<std::string_view> args{"EVAL", kTakeTokensScript, numbers[0]};
+    for (const auto& bucket : buckets) args.push_back(bucket.key);
+    for (std::size_t i = 1; i < numbers.size(); ++i) args.push_back(numbers[i]);
+    submit(Command::TakeTokens, args, nullptr, nullptr, std::move(done));
+  }
 
  private:
   // hiredis and libevent entry points; each says who owns what it is handed.
@@ -179,14 +241,14 @@ class RedisBackend : public StoreBackend {
   static void on_connect_timeout(evutil_socket_t, short, void* self) noexcept;
   static void on_drop_timer(evutil_socket_t, short, void* self) noexcept;
 
-  void submit(Command command, std::initializer_list<std::string_view> args, ValueCallback value_done,
-              StatusCallback status_done);
+  void submit(Command command, const std::vector<std::string_view>& args, ValueCallback value_done,
+              StatusCallback status_done, BucketCallback bucket_done = nullptr);
   // Whether an operation may be handed to hiredis now. While a connection is being opened for
   // the first time it is queued behind AUTH/SELECT; during an outage it answers at once.
   // A connection condemned by drop_soon() takes nothing more: a command sent on it now could be
   // answered by the server it gave up on, or lost with it a moment later.
   bool accepting() const { return ctx_ != nullptr && !dropping_ && (connected_ || !in_outage_); }
-  bool send(redisAsyncContext* ctx, redisCallbackFn* fn, void* privdata, std::initializer_list<std::string_view> args);
+  bool send(redisAsyncContext* ctx, redisCallbackFn* fn, void* privdata, const std::vector<std::string_view>& args);
 
   void connect();
   void connect_to(const std::string& address);  // an IP literal
@@ -357,27 +419,25 @@ void RedisBackend::send_setup(const char* what, std::initializer_list<std::strin
 }
 
 bool RedisBackend::send(redisAsyncContext* ctx, redisCallbackFn* fn, void* privdata,
-                        std::initializer_list<std::string_view> args) {
-  std::array<const char*, 8> argv{};
-  std::array<size_t, 8> lengths{};
-  if (args.size() > argv.size()) return false;
-  size_t i = 0;
+                        const std::vector<std::string_view>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
   for (std::string_view arg : args) {
-    argv[i] = arg.data();
-    lengths[i] = arg.size();
-    ++i;
+    argv.push_back(arg.data());
+    lengths.push_back(arg.size());
   }
-  return redisAsyncCommandArgv(ctx, fn, privdata, static_cast<int>(i), argv.data(), lengths.data()) == REDIS_OK;
+  return redisAsyncCommandArgv(ctx, fn, privdata, static_cast<int>(argv.size()), argv.data(), lengths.data()) == REDIS_OK;
 }
 
-void RedisBackend::submit(Command command, std::initializer_list<std::string_view> args, ValueCallback value_done,
-                          StatusCallback status_done) {
+void RedisBackend::submit(Command command, const std::vector<std::string_view>& args, ValueCallback value_done,
+                          StatusCallback status_done, BucketCallback bucket_done) {
   auto op = std::make_unique<Op>();
   op->link = link_;
   op->loop = &loop_;
   op->command = command;
   op->value_done = std::move(value_done);
   op->status_done = std::move(status_done);
+  op->bucket_done = std::move(bucket_done);
   if (!accepting()) return answer(*op, StoreStatus::Unavailable);
   op->timer.reset(evtimer_new(loop_.base(), &RedisBackend::on_op_timeout, op.get()));
   if (!op->timer || !send(ctx_, &RedisBackend::on_reply, op.get(), args)) return answer(*op, StoreStatus::Unavailable);
@@ -538,6 +598,7 @@ void RedisBackend::on_reply(redisAsyncContext*, void* reply, void* privdata) noe
       return answer(*op, StoreStatus::Unavailable);
     }
     const StoreStatus status = status_of(op->command, *r);
+    if (op->command == Command::TakeTokens) return answer(*op, status, {}, verdict_of(*r).value_or(BucketVerdict{}));
     std::string value;
     if (status == StoreStatus::Ok && r->type == REDIS_REPLY_STRING) value.assign(r->str, r->len);
     answer(*op, status, std::move(value));

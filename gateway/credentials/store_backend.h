@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "core/event_loop.h"
@@ -31,6 +32,23 @@ constexpr const char* status_name(StoreStatus status) {
   return "?";
 }
 
+// One token bucket a rate-limited request takes from: full at first, `capacity` tokens at most,
+// one back every `refill_interval_ms`; the request needs `cost` of them.
+struct BucketTake {
+  std::string key;
+  uint32_t capacity = 1;
+  double refill_interval_ms = 1000;
+  uint32_t cost = 1;
+};
+
+// Whether every bucket gave its tokens; if not, how long until they all could, and the first
+// (by index) that could not. A refused request takes nothing from any bucket.
+struct BucketVerdict {
+  bool allowed = true;
+  int64_t retry_after_ms = 0;
+  std::size_t limited = 0;
+};
+
 class StoreBackend {
  public:
   using ValueCallback = std::function<void(StoreStatus, std::string value)>;
@@ -49,6 +67,15 @@ class StoreBackend {
   virtual void add(const std::string& key, const std::string& value, int64_t ttl_ms, StatusCallback done) = 0;
   // Deletes the key only while it holds `value` (releasing one's own lock): Ok or NotFound.
   virtual void remove_if(const std::string& key, const std::string& value, StatusCallback done) = 0;
+
+  using BucketCallback = std::function<void(StoreStatus, BucketVerdict)>;
+  // Rate-limit buckets shared between processes: only a backend that is shared keeps them
+  // (the memory backend does not: a process's own buckets are policy::LocalBuckets).
+  virtual bool shares_buckets() const { return false; }
+  // Takes from every bucket in one atomic step, or from none. Ok with the verdict, or Unavailable.
+  virtual void take_tokens(const std::vector<BucketTake>& buckets, BucketCallback done) {
+    if (done) done(StoreStatus::Unavailable, {});
+  }
 };
 
 using StoreBackendPtr = std::unique_ptr<StoreBackend>;

@@ -133,6 +133,11 @@ void TokenStore::take_record(const std::string& name, ValueCallback done) {
                  })));
 }
 
+void TokenStore::take_tokens(std::vector<BucketTake> buckets, StoreBackend::BucketCallback done) {
+  for (auto& bucket : buckets) bucket.key = prefix_ + "ratelimit:" + bucket.key;
+  backend_->take_tokens(buckets, timed("rate_limit", std::move(done)));
+}
+
 void TokenStore::claim_once(const std::string& name, int64_t ttl_ms, StatusCallback done) {
   backend_->add(prefix_ + "used:" + name, "1", ttl_ms, timed("claim", std::move(done)));
 }

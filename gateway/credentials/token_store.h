@@ -67,6 +67,11 @@ class TokenStore {
   // Ok the first time a name is claimed, Conflict after (until ttl_ms passes).
   void claim_once(const std::string& name, int64_t ttl_ms, StatusCallback done);
 
+  // Rate-limit buckets shared between replicas, under "<prefix>ratelimit:<key>" (values are
+  // counters, not secrets: not sealed). Only when shares_buckets().
+  bool shares_buckets() const { return backend_->shares_buckets(); }
+  void take_tokens(std::vector<BucketTake> buckets, StoreBackend::BucketCallback done);
+
   const TokenSealer& sealer() const { return *sealer_; }
 
  private:

@@ -13,6 +13,23 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
+bool is_field_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+bool is_field_value(std::string_view value) {
+  return std::all_of(value.begin(), value.end(), [](unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); });
+}
+
+bool is_framing_header(std::string_view name) {
+  for (std::string_view reserved : {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te",
+                                    "trailer", "keep-alive", "proxy-connection"})
+    if (iequals(name, reserved)) return true;
+  return false;
+}
+
 namespace {
 
 int hex_value(char c) {

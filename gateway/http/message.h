@@ -11,6 +11,14 @@ namespace mcpgate::http {
 
 bool iequals(std::string_view a, std::string_view b);
 
+// RFC 9110 field-name: one or more tchar.
+bool is_field_name(std::string_view name);
+// A field value that cannot inject fields: visible characters, spaces and tabs; no CR, LF, NUL, DEL.
+bool is_field_value(std::string_view value);
+// Fields that frame or route the request (Host, Content-Length, Transfer-Encoding, Connection, ...):
+// a value set there from outside would desynchronize the connection or redirect the request.
+bool is_framing_header(std::string_view name);
+
 // The percent-decoded value of the first `name` parameter of a URL query ('+' is a space);
 // nullopt when absent or badly encoded.
 std::optional<std::string> query_param(std::string_view query, std::string_view name);

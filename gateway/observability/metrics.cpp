@@ -60,12 +60,55 @@ void Metrics::append_histogram(std::string& out, std::string_view name, const st
   out.append(name).append("_count{").append(label).append("} ").append(std::to_string(histogram.count)).append("\n");
 }
 
+void Metrics::count(std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>>& counters,
+                    std::string_view a, std::string_view b, std::string_view c) {
+  auto found = counters.find(std::make_tuple(a, b, c));
+  if (found == counters.end()) found = counters.emplace(std::make_tuple(std::string(a), std::string(b), std::string(c)), 0).first;
+  ++found->second;
+}
+
+void Metrics::record_rate_limit(unsigned shard_index, std::string_view route, std::string_view limit,
+                                std::string_view outcome) {
+  Shard& shard = *shards_.at(shard_index);
+  std::lock_guard lock(shard.mutex);
+  count(shard.rate_limits, route, limit, outcome);
+}
+
+void Metrics::record_plugin_decision(unsigned shard_index, std::string_view plugin, std::string_view hook,
+                                     std::string_view result) {
+  Shard& shard = *shards_.at(shard_index);
+  std::lock_guard lock(shard.mutex);
+  count(shard.plugin_decisions, plugin, hook, result);
+}
+
+void Metrics::render_policy_metrics(std::string& out) const {
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> rate_limits;
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> plugin_decisions;
+  for (const auto& shard : shards_) {
+    std::lock_guard lock(shard->mutex);
+    for (const auto& [key, value] : shard->rate_limits) rate_limits[key] += value;
+    for (const auto& [key, value] : shard->plugin_decisions) plugin_decisions[key] += value;
+  }
+  auto family = [&](std::string_view name, std::string_view help, const auto& counters,
+                    std::array<std::string_view, 3> labels) {
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(name).append(" counter\n");
+    for (const auto& [key, value] : counters) {
+      out.append(name).append("{").append(labels[0]).append("=\"").append(escape_label(std::get<0>(key)));
+      out.append("\",").append(labels[1]).append("=\"").append(escape_label(std::get<1>(key)));
+      out.append("\",").append(labels[2]).append("=\"").append(escape_label(std::get<2>(key)));
+      out.append("\"} ").append(std::to_string(value)).append("\n");
+    }
+  };
+  family("mcpgate_rate_limit_total", "Rate limit decisions, by route, limit and outcome (allowed, limited, unavailable).",
+         rate_limits, {"route", "limit", "outcome"});
+  family("mcpgate_plugin_decisions_total", "Plugin hook answers, by plugin, hook and result (allow, deny, error).",
+         plugin_decisions, {"plugin", "hook", "result"});
+}
+
 void Metrics::record_credential_event(std::string_view kind, std::string_view credential, std::string_view outcome) {
   std::lock_guard lock(credential_mutex_);
-  auto found = credential_events_.find(std::make_tuple(kind, credential, outcome));
-  if (found == credential_events_.end())
-    found = credential_events_.emplace(std::make_tuple(std::string(kind), std::string(credential), std::string(outcome)), 0).first;
-  ++found->second;
+  count(credential_events_, kind, credential, outcome);
 }
 
 void Metrics::record_store_latency(std::string_view operation, double seconds) {
@@ -117,6 +160,7 @@ std::string Metrics::render_prometheus() const {
   for (const auto& [route, pair] : bytes)
     out.append("mcpgate_response_bytes_total{route=\"").append(escape_label(route)).append("\"} ").append(std::to_string(pair.second)).append("\n");
   render_credential_metrics(out);
+  render_policy_metrics(out);
   out.append("# HELP mcpgate_active_connections Client connections open now.\n");
   out.append("# TYPE mcpgate_active_connections gauge\n");
   out.append("mcpgate_active_connections ").append(std::to_string(active_connections.load())).append("\n");

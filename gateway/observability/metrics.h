@@ -37,6 +37,11 @@ class Metrics {
   void record_credential_event(std::string_view kind, std::string_view credential, std::string_view outcome);
   // Time one token store operation (get, set, delete, lock) took, success or not.
   void record_store_latency(std::string_view operation, double seconds);
+  // One rate-limit decision on a worker: outcome allowed, limited, or unavailable (the shared
+  // store did not answer; the request went through).
+  void record_rate_limit(unsigned shard, std::string_view route, std::string_view limit, std::string_view outcome);
+  // One plugin hook answer: hook verify_token / authorize, result allow, deny, error.
+  void record_plugin_decision(unsigned shard, std::string_view plugin, std::string_view hook, std::string_view result);
   std::string render_prometheus() const;
 
   std::atomic<int64_t> active_connections{0};
@@ -63,7 +68,13 @@ class Metrics {
     std::map<std::tuple<std::string, std::string, std::string, int>, uint64_t> requests;
     std::map<std::string, Histogram> upstream_latency;
     std::map<std::string, std::pair<uint64_t, uint64_t>> bytes;  // in, out
+    std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> rate_limits;  // route, limit, outcome
+    std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> plugin_decisions;  // plugin, hook, result
   };
+  // Adds one to the counter of `key` in a shard map, allocating only for a new label set.
+  static void count(std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>>& counters,
+                    std::string_view a, std::string_view b, std::string_view c);
+  void render_policy_metrics(std::string& out) const;
   void render_credential_metrics(std::string& out) const;
 
   std::vector<std::unique_ptr<Shard>> shards_;

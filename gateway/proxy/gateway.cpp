@@ -41,13 +41,14 @@ struct Gateway::AdminLoop {
   }
 };
 
-Gateway::Gateway(config::ConfigPtr config, http::TlsContextPtr tls)
+Gateway::Gateway(config::ConfigPtr config, plugins::PluginSetPtr plugins, http::TlsContextPtr tls)
     : config_(std::move(config)),
       auth_(std::make_shared<auth::AuthRegistry>(*config_, nullptr)),
       metrics_(config_->server.workers) {
   shared_.sealer = make_sealer(config_->token_store);
   shared_.memory_store = std::make_shared<credentials::MemoryStoreData>();
   shared_.sessions = std::make_shared<mcp::SessionCapabilities>();
+  shared_.rate_buckets = std::make_shared<policy::LocalBuckets>();
   admin_state_.metrics = &metrics_;
   admin_state_.config = [this] {
     std::lock_guard lock(auth_mutex_);
@@ -61,7 +62,7 @@ Gateway::Gateway(config::ConfigPtr config, http::TlsContextPtr tls)
     return true;
   };
   for (unsigned i = 0; i < config_->server.workers; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, config_, auth_, tls, metrics_, shared_));
+    workers_.push_back(std::make_unique<Worker>(i, config_, plugins, auth_, tls, metrics_, shared_));
 }
 
 Gateway::~Gateway() = default;
@@ -109,7 +110,7 @@ void Gateway::start() {
   admin_state_.ready = true;
 }
 
-void Gateway::apply(config::ConfigPtr config, http::TlsContextPtr tls) {
+void Gateway::apply(config::ConfigPtr config, plugins::PluginSetPtr plugins, http::TlsContextPtr tls) {
   std::shared_ptr<auth::AuthRegistry> registry;
   {
     std::lock_guard lock(auth_mutex_);
@@ -119,8 +120,9 @@ void Gateway::apply(config::ConfigPtr config, http::TlsContextPtr tls) {
   }
   for (auto& worker_ptr : workers_) {
     Worker* worker = worker_ptr.get();
-    worker->loop.post([worker, config, registry, tls] {
+    worker->loop.post([worker, config, plugins, registry, tls] {
       worker->config = config;
+      worker->plugins = plugins;  // the old set goes when its last request does
       worker->auth = registry;
       worker->tls = tls;
       worker->token_cache.clear();      // audiences or issuers may have changed

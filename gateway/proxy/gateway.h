@@ -17,14 +17,14 @@ namespace mcpgate::proxy {
 
 class Gateway {
  public:
-  Gateway(config::ConfigPtr config, http::TlsContextPtr tls);
+  Gateway(config::ConfigPtr config, plugins::PluginSetPtr plugins, http::TlsContextPtr tls);
   ~Gateway();
 
   // Binds every listener (throws std::runtime_error naming the address) and starts the threads.
   void start();
   // Hands a validated config (and its TLS context) to every worker; requests
   // already running keep the snapshot they started with.
-  void apply(config::ConfigPtr config, http::TlsContextPtr tls);
+  void apply(config::ConfigPtr config, plugins::PluginSetPtr plugins, http::TlsContextPtr tls);
   // Stops accepting, lets requests finish for up to shutdown_grace_ms, ends
   // streams cleanly, then stops every thread. Blocks until done.
   void shutdown();

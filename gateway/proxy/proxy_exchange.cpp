@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 
 #include "auth/extractor.h"
@@ -15,6 +16,7 @@
 #include "mcp/tools_filter.h"
 
 #include "observability/log.h"
+#include "policy/rate_limit.h"
 #include "proxy/header_rules.h"
 
 namespace mcpgate::proxy {
@@ -54,7 +56,11 @@ bool method_allowed(const config::RouteConfig& route, std::string_view method) {
 }  // namespace
 
 ProxyExchange::ProxyExchange(http::Connection& connection, Worker& worker)
-    : connection_(connection), worker_(worker), config_(worker.config), started_at_(std::chrono::steady_clock::now()) {}
+    : connection_(connection),
+      worker_(worker),
+      config_(worker.config),
+      plugins_(worker.plugins),
+      started_at_(std::chrono::steady_clock::now()) {}
 
 ProxyExchange::~ProxyExchange() {
   transfer_.reset();  // cancels before anything it points at goes away
@@ -71,6 +77,8 @@ void ProxyExchange::continue_from_authentication() {
   if (client_gone_) return;
   if (authenticate() != Stage::Continue) return;
   if (authorize() != Stage::Continue) return;
+  if (run_policy_plugins() != Stage::Continue) return;
+  if (check_rate_limits() != Stage::Continue) return;
   if (choose_credential() != Stage::Continue) return;
   forward();
 }
@@ -155,7 +163,7 @@ ProxyExchange::Stage ProxyExchange::check_mcp_headers() {
 
 ProxyExchange::Stage ProxyExchange::authenticate() {
   const auto& route = *match_.route;
-  if (route.auth.type == config::AuthType::None) return Stage::Continue;
+  if (route.auth.type == config::AuthType::None || identity_) return Stage::Continue;  // none, or done before parking
   if (token_.empty()) {
     auto extracted = auth::extract_bearer_token(connection_.request());
     if (extracted.outcome != auth::ExtractOutcome::Found) {
@@ -164,6 +172,7 @@ ProxyExchange::Stage ProxyExchange::authenticate() {
     }
     token_ = std::move(extracted.token);
   }
+  if (route.auth.type == config::AuthType::Plugin) return verify_with_plugin();
   auto server = worker_.auth ? worker_.auth->find(route.auth.server) : nullptr;
   if (!server) {
     respond_challenge(auth::challenge_for(auth::AuthStatus::InternalError, challenge_context({})));
@@ -315,6 +324,148 @@ ProxyExchange::Stage ProxyExchange::verify_by_lookup(auth::AuthorizationServer& 
                           auth::resume_waiters(pending.waiters);
                         });
   return Stage::Stopped;
+}
+
+plugins::Resume ProxyExchange::plugin_resume() {
+  if (!waiter_) waiter_ = std::make_shared<auth::Waiter>([this] { continue_from_authentication(); });
+  return {worker_.loop_ref, [waiter = std::weak_ptr<auth::Waiter>(waiter_)] {
+            if (auto alive = waiter.lock()) alive->resume();
+          }};
+}
+
+const std::vector<plugins::RpcView>& ProxyExchange::plugin_views() {
+  if (!plugin_views_) plugin_views_ = plugins::rpc_views(match_.route->name, connection_.request());
+  return *plugin_views_;
+}
+
+// auth type plugin: the plugin's verify_token decides; its answer may come later.
+ProxyExchange::Stage ProxyExchange::verify_with_plugin() {
+  const auto& route = *match_.route;
+  if (!plugin_verify_) {
+    const auto plugin = plugins_ ? plugins_->find(route.auth.plugin) : nullptr;
+    if (!plugin) {
+      respond_challenge(auth::challenge_for(auth::AuthStatus::InternalError, challenge_context({})));
+      return Stage::Responded;
+    }
+    plugin_verify_ = plugin->verify_token(token_, route.name, plugin_resume());
+  }
+  if (!plugin_verify_->done) return Stage::Stopped;
+  const auto outcome = std::move(plugin_verify_);
+  static constexpr std::array<std::string_view, 4> kResults{"allow", "deny", "error", "error"};
+  worker_.metrics.record_plugin_decision(worker_.index, route.auth.plugin, "verify_token", kResults[outcome->result & 3]);
+  if (outcome->result == MCPGATE_ALLOW) {
+    identity_ = outcome->identity;
+    return Stage::Continue;
+  }
+  auto context = challenge_context(outcome->result == MCPGATE_DENY ? scopes_needed() : std::vector<std::string>{});
+  auth::Challenge challenge =
+      challenge_for(outcome->result == MCPGATE_DENY ? auth::AuthStatus::TokenRejected : auth::AuthStatus::IdpUnavailable, context);
+  if (outcome->result != MCPGATE_DENY) challenge.reason = "auth_unavailable";
+  if (!outcome->reason.empty()) challenge.message = outcome->reason;
+  respond_challenge(challenge);
+  return Stage::Responded;
+}
+
+ProxyExchange::Stage ProxyExchange::run_policy_plugins() {
+  const auto& route = *match_.route;
+  if (route.policy_plugins.empty() || !identity_) return Stage::Continue;
+  const auto& views = plugin_views();
+  while (policy_step_ < route.policy_plugins.size() * views.size()) {
+    const std::string& name = route.policy_plugins[policy_step_ / views.size()];
+    if (!plugin_decision_) {
+      const auto plugin = plugins_ ? plugins_->find(name) : nullptr;
+      if (!plugin) {
+        respond_error(500, "internal_error", "a policy plugin of this route is not loaded");
+        return Stage::Responded;
+      }
+      plugin_decision_ = plugin->authorize(*identity_, views[policy_step_ % views.size()], plugin_resume());
+    }
+    if (!plugin_decision_->done) return Stage::Stopped;
+    const auto decision = std::move(plugin_decision_);
+    static constexpr std::array<std::string_view, 4> kResults{"allow", "deny", "error", "error"};
+    worker_.metrics.record_plugin_decision(worker_.index, name, "authorize", kResults[decision->result & 3]);
+    if (decision->result == MCPGATE_ALLOW) {
+      ++policy_step_;
+      continue;
+    }
+    if (decision->result == MCPGATE_DENY && !decision->step_up_scopes.empty()) {
+      auto scopes = scopes_needed();
+      for (const auto& scope : decision->step_up_scopes)
+        if (std::find(scopes.begin(), scopes.end(), scope) == scopes.end()) scopes.push_back(scope);
+      auth::Challenge challenge = auth::challenge_for(auth::AuthStatus::InsufficientScope, challenge_context(scopes));
+      if (!decision->reason.empty()) challenge.message = decision->reason;
+      respond_challenge(challenge);
+    } else if (decision->result == MCPGATE_DENY) {
+      respond_error(403, "policy_denied",
+                    decision->reason.empty() ? "denied by the route's policy plugin '" + name + "'" : decision->reason);
+    } else {
+      http::HeaderList headers = cors_headers();
+      headers.add("Retry-After", "1");
+      complete(503);
+      connection_.send_error({503, "policy_unavailable",
+                              decision->reason.empty() ? "the route's policy cannot decide now; retry later" : decision->reason},
+                             jsonrpc_id_, headers);
+    }
+    return Stage::Responded;
+  }
+  return Stage::Continue;
+}
+
+// Built-in token buckets: local to the process, or in the shared store (one round trip).
+ProxyExchange::Stage ProxyExchange::check_rate_limits() {
+  const auto& route = *match_.route;
+  if (route.rate_limits.empty() || rate_checked_) return Stage::Continue;
+  std::vector<std::size_t> limits;
+  auto buckets = policy::buckets_for(route, rpc_.targets, identity_ ? &*identity_ : nullptr, limits);
+  if (buckets.empty()) {
+    rate_checked_ = true;
+    return Stage::Continue;
+  }
+  if (!rate_answer_) {
+    rate_answer_ = std::make_shared<RateAnswer>();
+    if (worker_.token_store->shares_buckets()) {
+      const auto resume = plugin_resume();
+      // Owner of the callback: the token store's backend, on this loop; the exchange is reached
+      // only through the weak waiter inside `resume`.
+      worker_.token_store->take_tokens(std::move(buckets), [answer = rate_answer_, resume](credentials::StoreStatus status,
+                                                                                             credentials::BucketVerdict verdict) {
+        *answer = {true, status, verdict};
+        resume.resume();
+      });
+      return Stage::Stopped;
+    }
+    const auto now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    *rate_answer_ = {true, credentials::StoreStatus::Ok, worker_.shared.rate_buckets->take(buckets, now_ms)};
+  }
+  if (!rate_answer_->done) return Stage::Stopped;
+  rate_checked_ = true;
+  const auto answer = std::move(rate_answer_);
+  if (answer->status != credentials::StoreStatus::Ok) {
+    // The shared store is down: requests go through (an outage of Redis must not stop every route).
+    for (std::size_t index : limits)
+      worker_.metrics.record_rate_limit(worker_.index, route.name, route.rate_limits[index].name, "unavailable");
+    return Stage::Continue;
+  }
+  if (answer->verdict.allowed) {
+    for (std::size_t index : limits)
+      worker_.metrics.record_rate_limit(worker_.index, route.name, route.rate_limits[index].name, "allowed");
+    return Stage::Continue;
+  }
+  const auto& limit = route.rate_limits[limits.at(std::min(answer->verdict.limited, limits.size() - 1))];
+  worker_.metrics.record_rate_limit(worker_.index, route.name, limit.name, "limited");
+  respond_rate_limited(limit.name, answer->verdict.retry_after_ms);
+  return Stage::Responded;
+}
+
+void ProxyExchange::respond_rate_limited(const std::string& limit, int64_t retry_after_ms) {
+  const int64_t seconds = std::max<int64_t>(1, (retry_after_ms + 999) / 1000);
+  http::HeaderList headers = cors_headers();
+  headers.add("Retry-After", std::to_string(seconds));
+  complete(429);
+  connection_.send_error(
+      {429, "rate_limited", "rate limit '" + limit + "' exceeded; retry after " + std::to_string(seconds) + " s"},
+      jsonrpc_id_, headers);
 }
 
 ProxyExchange::Stage ProxyExchange::authorize() {
@@ -510,6 +661,14 @@ void ProxyExchange::forward() {
   upstream_request.url = upstream_url_for(match_, request.query);
   upstream_request.headers = upstream_request_headers(request.headers, facts);
   if (route.forward_identity && identity_) add_identity_headers(*identity_, upstream_request.headers);
+  if (!route.request_plugins.empty()) {
+    const auto& views = plugin_views();
+    const plugins::RpcView first = views.empty() ? plugins::RpcView{route.name, request.method, {}, {}, {}, {}} : views.front();
+    for (const auto& name : route.request_plugins)
+      if (const auto plugin = plugins_ ? plugins_->find(name) : nullptr)
+        plugin->on_upstream_request(identity_ ? &*identity_ : nullptr, first, upstream_request.headers,
+                                    credential_ != nullptr ? std::string_view(credential_->header) : std::string_view());
+  }
   if (credential_ != nullptr) upstream_request.headers.set(credential_->header, credential_value_);
   if (route.filter_tools_list && identity_ && rpc_.method == "tools/list" && rpc_.is_request && !rpc_.is_batch) {
     tools_filter_ = ToolsFilter::Pending;

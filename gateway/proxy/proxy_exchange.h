@@ -17,6 +17,7 @@
 #include "http/server.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/sse.h"
+#include "plugins/plugin_host.h"
 #include "proxy/router.h"
 #include "proxy/worker.h"
 #include "upstream/transfer.h"
@@ -43,7 +44,15 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   Stage authenticate();
   Stage verify_jwt_token(auth::AuthorizationServer& server);
   Stage verify_by_lookup(auth::AuthorizationServer& server);
+  Stage verify_with_plugin();
   Stage authorize();
+  // policy_plugins: each plugin's authorize, for each message, in order; may wait for an answer.
+  Stage run_policy_plugins();
+  Stage check_rate_limits();
+  void respond_rate_limited(const std::string& limit, int64_t retry_after_ms);
+  // How a plugin that answers later wakes this exchange (on its loop, only while it lives).
+  plugins::Resume plugin_resume();
+  const std::vector<plugins::RpcView>& plugin_views();
   // Picks the credential for the upstream (tool override, else the route's) and its header value.
   Stage choose_credential();
   Stage choose_delegated_credential();
@@ -74,6 +83,7 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   http::Connection& connection_;
   Worker& worker_;
   config::ConfigPtr config_;  // the snapshot this request started with
+  plugins::PluginSetPtr plugins_;  // and its plugins
   RouteMatch match_;
   mcp::JsonRpcInfo rpc_;
   std::optional<std::string> jsonrpc_id_;  // set when the client spoke JSON-RPC
@@ -81,6 +91,18 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   std::optional<auth::Identity> identity_;
   std::shared_ptr<auth::Waiter> waiter_;  // parked on an authorization server fetch
   std::shared_ptr<auth::LookupOutcome> lookup_;  // the userinfo/introspection call this request joined
+  std::shared_ptr<plugins::VerifyOutcome> plugin_verify_;  // auth plugin's answer, pending or done
+  std::shared_ptr<plugins::DecisionOutcome> plugin_decision_;  // the policy plugin call in progress
+  std::optional<std::vector<plugins::RpcView>> plugin_views_;  // the body as plugins see it, made once
+  std::size_t policy_step_ = 0;  // policy plugin calls done (plugin-major, message-minor)
+  // The shared rate-limit store's answer, once it came (Redis); unset while waiting.
+  struct RateAnswer {
+    bool done = false;
+    credentials::StoreStatus status = credentials::StoreStatus::Unavailable;
+    credentials::BucketVerdict verdict;
+  };
+  std::shared_ptr<RateAnswer> rate_answer_;
+  bool rate_checked_ = false;
   bool refetched_keys_ = false;
   bool client_gone_ = false;
   bool origin_checked_ = false;  // a present Origin passed the route's allowlist

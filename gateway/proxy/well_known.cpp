@@ -41,10 +41,11 @@ bool is_well_known_path(std::string_view path) {
 }
 
 std::string protected_resource_metadata(const config::Config& config, const config::RouteConfig& route,
-                                        const config::AuthorizationServerConfig& server) {
+                                        const config::AuthorizationServerConfig* server) {
   JsonPtr document(json_object(), &json_decref);
   json_object_set_new(document.get(), "resource", json_string(route.resource.c_str()));
-  json_object_set_new(document.get(), "authorization_servers", string_array({server.issuer}));
+  if (server != nullptr)
+    json_object_set_new(document.get(), "authorization_servers", string_array({server->issuer}));
   json_object_set_new(document.get(), "scopes_supported", string_array(route.auth.scopes_supported));
   json_object_set_new(document.get(), "bearer_methods_supported", string_array({"header"}));
   json_object_set_new(document.get(), "resource_name", json_string(route.resource_name.c_str()));
@@ -87,12 +88,16 @@ void WellKnownExchange::start() {
 }
 
 void WellKnownExchange::serve_protected_resource(const config::RouteConfig& route) {
+  if (route.auth.type == config::AuthType::Plugin) {  // e.g. API keys: no authorization server to name
+    reply(200, protected_resource_metadata(*config_, route, nullptr));
+    return;
+  }
   const auto server = config_->authorization_servers.find(route.auth.server);
   if (server == config_->authorization_servers.end()) {
     not_found();
     return;
   }
-  reply(200, protected_resource_metadata(*config_, route, server->second));
+  reply(200, protected_resource_metadata(*config_, route, &server->second));
 }
 
 void WellKnownExchange::serve_authorization_server(const config::RouteConfig& route) {

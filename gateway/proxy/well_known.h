@@ -37,8 +37,9 @@ class WellKnownExchange : public http::Exchange {
   bool client_gone_ = false;
 };
 
-// RFC 9728 §2 document for `route` (which must have auth).
+// RFC 9728 §2 document for `route` (which must have auth); `server` null: none is named
+// (plugin authentication).
 std::string protected_resource_metadata(const config::Config& config, const config::RouteConfig& route,
-                                        const config::AuthorizationServerConfig& server);
+                                        const config::AuthorizationServerConfig* server);
 
 }  // namespace mcpgate::proxy

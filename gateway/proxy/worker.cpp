@@ -4,12 +4,14 @@
 
 namespace mcpgate::proxy {
 
-Worker::Worker(unsigned index_, config::ConfigPtr config_, std::shared_ptr<auth::AuthRegistry> auth_,
-               http::TlsContextPtr tls_, observability::Metrics& metrics_, const SharedCredentialState& shared_)
+Worker::Worker(unsigned index_, config::ConfigPtr config_, plugins::PluginSetPtr plugins_,
+               std::shared_ptr<auth::AuthRegistry> auth_, http::TlsContextPtr tls_, observability::Metrics& metrics_,
+               const SharedCredentialState& shared_)
     : index(index_),
       curl(loop.base()),
       fetcher(loop, curl),
       config(std::move(config_)),
+      plugins(std::move(plugins_)),
       auth(std::move(auth_)),
       tls(std::move(tls_)),
       service_tokens(&metrics_),
@@ -22,6 +24,7 @@ Worker::Worker(unsigned index_, config::ConfigPtr config_, std::shared_ptr<auth:
       connections(std::make_unique<http::ConnectionSet>(loop, metrics_.active_connections)) {}
 
 Worker::~Worker() {
+  loop_ref->clear();  // late plugin answers are dropped from now on
   if (maintenance_timer != nullptr) event_free(maintenance_timer);
   listener.reset();
   connections.reset();  // connections own exchanges, exchanges own transfers on `curl`

@@ -19,21 +19,24 @@
 #include "http/server.h"
 #include "http/tls.h"
 #include "observability/metrics.h"
+#include "plugins/plugin_host.h"
+#include "policy/rate_limit.h"
 #include "upstream/curl_multi.h"
 #include "upstream/http_fetch.h"
 
 namespace mcpgate::proxy {
 
-// What the loops of one process share for upstream credentials.
+// What the loops of one process share: upstream credential state and rate-limit buckets.
 struct SharedCredentialState {
   std::shared_ptr<const credentials::TokenSealer> sealer;   // store key material, fixed at start
   std::shared_ptr<credentials::MemoryStoreData> memory_store;  // the memory backend's map
   std::shared_ptr<mcp::SessionCapabilities> sessions;      // what 2025-era sessions declared
+  std::shared_ptr<policy::LocalBuckets> rate_buckets;      // rate limits without a shared store
 };
 
 struct Worker {
-  Worker(unsigned index, config::ConfigPtr config, std::shared_ptr<auth::AuthRegistry> auth, http::TlsContextPtr tls,
-         observability::Metrics& metrics, const SharedCredentialState& shared);
+  Worker(unsigned index, config::ConfigPtr config, plugins::PluginSetPtr plugins, std::shared_ptr<auth::AuthRegistry> auth,
+         http::TlsContextPtr tls, observability::Metrics& metrics, const SharedCredentialState& shared);
   // Starts the background refresh of authorization server keys on this loop.
   void start_maintenance();
   auth::FetchContext fetch_context() { return {&loop, &fetcher}; }
@@ -45,6 +48,9 @@ struct Worker {
   upstream::CurlMulti curl;
   upstream::Fetcher fetcher;  // the gateway's own outbound calls from this loop
   config::ConfigPtr config;   // the snapshot new requests use
+  plugins::PluginSetPtr plugins;  // the plugins loaded for that snapshot
+  // Where plugins post answers completed on their own threads; cleared before the loop goes.
+  std::shared_ptr<plugins::LoopRef> loop_ref = std::make_shared<plugins::LoopRef>(&loop);
   std::shared_ptr<auth::AuthRegistry> auth;  // authorization servers of that snapshot
   http::TlsContextPtr tls;    // the context new connections use
   auth::TokenCache token_cache;

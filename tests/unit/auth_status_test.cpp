@@ -19,7 +19,7 @@ TEST_CASE("auth status: every code has a unique snake_case name and a descriptio
     CHECK(name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string_view::npos);
     CHECK_FALSE(mcpgate::auth::auth_status_description(status).empty());
   }
-  CHECK(names.size() == 21);
+  CHECK(names.size() == 22);
   CHECK(mcpgate::auth::auth_status_name(AuthStatus::KeyNotFound) == "key_not_found");
   CHECK(mcpgate::auth::auth_status_name(AuthStatus::Ok) == "ok");
   CHECK(mcpgate::auth::auth_status_name(static_cast<AuthStatus>(999)) == "internal_error");

@@ -408,7 +408,7 @@ TEST_CASE("config: unknown keys name the key and where it is") {
 }
 
 TEST_CASE("config: top-level sections of later capabilities are not supported yet") {
-  for (const char* key : {"session_envelope", "plugins"}) {
+  for (const char* key : {"session_envelope"}) {
     for (const char* value : {" {a: 1}", " [x]", "", " {}", " []", " null"}) {
       CAPTURE(key);
       CAPTURE(value);
@@ -418,15 +418,96 @@ TEST_CASE("config: top-level sections of later capabilities are not supported ye
   }
 }
 
-TEST_CASE("config: route keys of later capabilities are not supported yet") {
-  for (const char* key : {"rate_limits"}) {
-    CAPTURE(key);
-    CHECK_CONFIG_ERROR(with_route(std::string(kRouteBody) + "    " + key + ": x\n"), "test.yaml:8:5: ",
-                       std::string("routes[0].") + key + ": not supported yet (");
-  }
+TEST_CASE("config: rate limits: per, tool, rate, burst and names") {
+  const auto config = load_config_text(
+      with_jwt_route("    rate_limits:\n"
+                "      - { per: subject, tool: delete_note, rate: 10/min, burst: 5 }\n"
+                "      - { per: route, rate: 100/s }\n"
+                "      - { per: client_id, rate: 3/hour, name: per-client }\n"
+                "      - { per: tool, rate: 2/second }\n"),
+      "test.yaml");
+  const auto& limits = config->routes.at(0).rate_limits;
+  REQUIRE(limits.size() == 4);
+  CHECK(limits[0].per == RateLimitKey::Subject);
+  CHECK(limits[0].tool == "delete_note");
+  CHECK(limits[0].burst == 5);
+  CHECK(limits[0].refill_interval_ms == doctest::Approx(6000));
+  CHECK(limits[0].name == "subject:delete_note");
+  CHECK(limits[1].per == RateLimitKey::Route);
+  CHECK(limits[1].burst == 100);  // default: the rate's count
+  CHECK(limits[1].refill_interval_ms == doctest::Approx(10));
+  CHECK(limits[1].name == "route");
+  CHECK(limits[2].name == "per-client");
+  CHECK(limits[2].refill_interval_ms == doctest::Approx(1200000));
+  CHECK(limits[3].per == RateLimitKey::Tool);
+
+  auto limit = [](const std::string& entry) { return with_jwt_route("    rate_limits:\n      - " + entry + "\n"); };
+  CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 10/fortnight }"), "test.yaml:",
+                     "rate_limits[0].rate: expected '<count>/<unit>' with a unit of s, min or hour (e.g. 10/min) (got unit 'fortnight')");
+  CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 0/min }"), "test.yaml:", "the count must be a whole number of at least 1");
+  CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 10 }"), "test.yaml:", "expected '<count>/<unit>'");
+  CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 10/min, burst: 0 }"), "test.yaml:", "rate_limits[0].burst: expected");
+  CHECK_CONFIG_ERROR(limit("{ per: ip, rate: 10/min }"), "test.yaml:", "rate_limits[0].per: expected one of route, subject, client_id, tool");
+  CHECK_CONFIG_ERROR(limit("{ rate: 10/min }"), "test.yaml:", "missing required key 'per'");
+  CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 10/min, window: 1 }"), "test.yaml:",
+                     "unknown key 'window' in a rate limit of route 'notes'");
+  CHECK_CONFIG_ERROR(with_jwt_route("    rate_limits:\n      - { per: subject, rate: 1/s }\n      - { per: subject, rate: 9/min }\n"),
+                     "test.yaml:", "rate limit name 'subject' is already used on route 'notes'");
+  CHECK_CONFIG_ERROR(with_open_route("    rate_limits:\n      - { per: subject, rate: 1/s }\n"), "test.yaml:",
+                     "rate_limits[0].per: per subject needs an auth type that identifies the caller");
+  // Without a caller, a route-wide or per-tool limit still works.
+  CHECK(load_config_text(with_open_route("    rate_limits:\n      - { per: route, rate: 1/s }\n"), "test.yaml")
+            ->routes.at(0).rate_limits.size() == 1);
 }
 
-TEST_CASE("config: userinfo and introspection auth, plugin not yet, unknown types") {
+TEST_CASE("config: plugins, auth type plugin, policy and request plugins") {
+  const std::string plugins =
+      "plugins:\n"
+      "  - name: keys\n    path: /opt/p/libkeys.so\n    config: { keys_file: /etc/keys.txt, strict: true }\n"
+      "  - name: guard\n    path: plugins/libguard.so\n";
+  const auto config = load_config_text(
+      plugins + with_route("    path: /n\n    upstream: \"http://h/\"\n"
+                           "    auth: { type: plugin, plugin: keys, required_scopes: [read] }\n"
+                           "    policy_plugins: [guard]\n    request_plugins: [keys, guard]\n"),
+      "conf/test.yaml");
+  REQUIRE(config->plugins.size() == 2);
+  CHECK(config->plugins[0].path == "/opt/p/libkeys.so");
+  CHECK(config->plugins[0].config_json == R"({"keys_file":"/etc/keys.txt","strict":true})");
+  CHECK(config->plugins[1].path == "conf/plugins/libguard.so");  // relative to the config file
+  CHECK(config->plugins[1].config_json == "{}");
+  const auto& route = config->routes.at(0);
+  CHECK(route.auth.type == AuthType::Plugin);
+  CHECK(route.auth.plugin == "keys");
+  CHECK(route.auth.required_scopes == std::vector<std::string>{"read"});
+  CHECK(route.auth.scopes_supported == std::vector<std::string>{"read"});
+  CHECK(route.policy_plugins == std::vector<std::string>{"guard"});
+  CHECK(route.request_plugins == std::vector<std::string>{"keys", "guard"});
+
+  auto route_with = [&](const std::string& body) {
+    return plugins + with_route("    path: /n\n    upstream: \"http://h/\"\n" + body);
+  };
+  CHECK_CONFIG_ERROR(route_with("    auth: { type: plugin, plugin: nope }\n"), "test.yaml:",
+                     "routes[0].auth.plugin: unknown plugin 'nope' (not defined under plugins)");
+  CHECK_CONFIG_ERROR(route_with("    auth: { type: plugin }\n"), "test.yaml:", "missing required key 'plugin'");
+  CHECK_CONFIG_ERROR(route_with("    auth: { type: plugin, plugin: keys, server: corp }\n"), "test.yaml:",
+                     "unknown key 'server' in the auth of route 'notes'");
+  CHECK_CONFIG_ERROR(route_with("    auth: { type: none }\n    policy_plugins: [guard]\n"), "test.yaml:",
+                     "policy_plugins: needs an auth type that identifies the caller");
+  CHECK_CONFIG_ERROR(route_with("    auth: { type: none }\n    request_plugins: [guard, guard]\n"), "test.yaml:",
+                     "'guard' is listed twice");
+  CHECK(load_config_text(route_with("    auth: { type: none }\n    request_plugins: [guard]\n"), "test.yaml")
+            ->routes.at(0).request_plugins.size() == 1);
+  CHECK_CONFIG_ERROR("plugins:\n  - name: a\n    path: /x.so\n  - name: a\n    path: /y.so\n" +
+                         with_route(kRouteBody),
+                     "test.yaml:4:11: ", "plugins[1].name: duplicate plugin name 'a'");
+  CHECK_CONFIG_ERROR("plugins:\n  - name: a\n" + with_route(kRouteBody), "test.yaml:", "missing required key 'path'");
+  CHECK_CONFIG_ERROR("plugins:\n  - name: a\n    path: /x.so\n    config: [1]\n" + with_route(kRouteBody),
+                     "test.yaml:", "plugins[0].config: expected a map");
+  CHECK_CONFIG_ERROR("plugins:\n  - name: a b\n    path: /x.so\n" + with_route(kRouteBody), "test.yaml:",
+                     "may contain only letters");
+}
+
+TEST_CASE("config: userinfo and introspection auth, unknown types") {
   const std::string servers =
       "authorization_servers:\n  corp:\n    issuer: \"https://idp.example\"\n    client: {id: gw, secret: s}\n"
       "  bare:\n    issuer: \"https://idp2.example\"\n";
@@ -449,11 +530,9 @@ TEST_CASE("config: userinfo and introspection auth, plugin not yet, unknown type
   CHECK_CONFIG_ERROR(servers + with_route("    path: /n\n    upstream: \"http://h/\"\n    auth:\n      type: introspection\n"
                                           "      server: bare\n"),
                      "test.yaml:", "routes[0].auth.server: authorization server 'bare' needs client.id and client.secret");
-  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth:\n      type: plugin\n"),
-                     "test.yaml:8:13: ", "routes[0].auth.type: auth type 'plugin' is not supported yet (plugins)");
   CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth: {type: basic}\n"),
                      "test.yaml:7:18: ",
-                     "routes[0].auth.type: unknown auth type 'basic' (expected none, jwt, userinfo or introspection)");
+                     "routes[0].auth.type: unknown auth type 'basic' (expected none, jwt, userinfo, introspection or plugin)");
 }
 
 TEST_CASE("config: auth type none takes no other auth keys") {
@@ -564,22 +643,24 @@ plugins:
   CHECK_CONFIG_ERROR(server + supported_sections + token_store + unsupported_sections + routes, "test.yaml:38:1: ",
                      "session_envelope: not supported yet (");
 
-  // Without the top-level sections, the route reports its first unsupported key.
   ScopedEnv set_token("MCPGATE_ADMIN_TOKEN", "t");
-  CHECK_CONFIG_ERROR(server + routes, "test.yaml:33:5: ", "routes[0].rate_limits: not supported yet (");
 
   // The credentials are read before the routes that use them: an unset variable in the static
   // credential (line 35) is reported before the route's unsupported key.
   ScopedEnv set_secret("MCPGATE_CLIENT_SECRET", "s");
   CHECK_CONFIG_ERROR(server + supported_sections + routes, "test.yaml:35:12: ",
                      "credentials.api-key.value: environment variable 'UPSTREAM_API_KEY' is not set");
-  // With it set, the delegated credential loads too, and the route reports rate_limits (line 50).
+  // With it set, everything but the session envelope loads: the plugin and the rate limit too.
   ScopedEnv set_api_key("UPSTREAM_API_KEY", "k3y");
-  CHECK_CONFIG_ERROR(server + supported_sections + routes, "test.yaml:50:5: ",
-                     "routes[0].rate_limits: not supported yet (");
+  const std::string plugins = unsupported_sections.substr(unsupported_sections.find("plugins:"));
+  const ConfigPtr full = load(server + supported_sections + token_store + plugins + routes);
+  CHECK(full->plugins.at(0).name == "api-keys");
+  CHECK(full->plugins.at(0).path == "/usr/lib/mcpgate/plugins/libmcpgate_apikey.so");
+  CHECK(full->routes.at(0).rate_limits.at(0).name == "subject:delete_note");
+  CHECK(full->routes.at(0).rate_limits.at(0).burst == 5);
 
   // Without rate_limits, the design's authorization server, credentials, token store and jwt
-  // route load, the route using the delegated credential.
+  // route load, the route using the delegated credential (and the same on a route without auth, below).
   std::string supported_routes = routes;
   for (std::string_view line : {"    rate_limits:\n      - { per: subject, tool: delete_note, rate: 10/min, burst: 5 }\n"}) {
     supported_routes.erase(supported_routes.find(line), line.size());

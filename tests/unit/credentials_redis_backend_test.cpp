@@ -256,6 +256,15 @@ class RedisFixture {
     return status_op(b, [=](StoreBackend& s, auto done) { s.remove_if(key, value, std::move(done)); }).status;
   }
 
+  // take_tokens' answer as "allowed/retry_after_ms/limited" (Ok) or "" (anything else).
+  std::string take_tokens(StoreBackend* b, std::vector<mcpgate::credentials::BucketTake> buckets) {
+    return value_op(b, [buckets](StoreBackend& s, StoreBackend::ValueCallback done) {
+             s.take_tokens(buckets, [done](StoreStatus status, mcpgate::credentials::BucketVerdict v) {
+               done(status, status != StoreStatus::Ok ? "" : std::to_string(v.allowed) + "/" + std::to_string(v.retry_after_ms) + "/" + std::to_string(v.limited));
+             });
+           }).value;
+  }
+
   // Sets a key every 50 ms until it answers Ok; returns how long that took, or nothing.
   std::optional<Clock::duration> wait_until_writable(StoreBackend* b, Clock::duration limit) {
     const auto started = Clock::now();
@@ -435,4 +444,31 @@ TEST_CASE("credentials: redis backend destroyed with operations in flight answer
   fx.server().stop();
   CHECK(fx.get(second, "k").status == StoreStatus::Unavailable);
   fx.destroy(second);
+}
+
+TEST_CASE("credentials: redis backend token buckets are shared by backends and taken all-or-none") {
+  RedisFixture fx;
+  StoreBackend* replica_a = fx.make_backend();
+  StoreBackend* replica_b = fx.make_backend();
+  REQUIRE(fx.wait_until_writable(replica_a, 10s).has_value());
+  REQUIRE(fx.wait_until_writable(replica_b, 10s).has_value());
+  CHECK(replica_a->shares_buckets());
+  using mcpgate::credentials::BucketTake;
+  const BucketTake alice{"rl:alice", 2, 60000, 1};  // 2 at once, then one a minute
+  const BucketTake route{"rl:route", 10, 60000, 1};
+  CHECK(fx.take_tokens(replica_a, {alice, route}) == "1/0/0");
+  CHECK(fx.take_tokens(replica_b, {alice, route}) == "1/0/0");  // the other replica's bucket is the same
+  const std::string refused = fx.take_tokens(replica_a, {route, alice});
+  CHECK(refused.rfind("0/", 0) == 0);
+  CHECK(refused.substr(refused.rfind('/')) == "/1");  // the second bucket (alice) is the empty one
+  const long wait_ms = std::stol(refused.substr(2, refused.rfind('/') - 2));
+  CHECK(wait_ms > 55000);
+  CHECK(wait_ms <= 60000);
+  // The refused take left the route bucket alone: 8 of 10 remain.
+  for (int i = 0; i < 8; ++i) CHECK(fx.take_tokens(replica_b, {route}) == "1/0/0");
+  CHECK(fx.take_tokens(replica_b, {route}).rfind("0/", 0) == 0);
+  // A bucket expires from Redis once it would be full again.
+  CHECK(fx.take_tokens(replica_a, {BucketTake{"rl:short", 1, 100, 1}}) == "1/0/0");
+  std::this_thread::sleep_for(1300ms);
+  CHECK(fx.get(replica_a, "rl:short").status == StoreStatus::NotFound);
 }
