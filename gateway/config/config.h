@@ -208,6 +208,10 @@ struct Config {
 
 using ConfigPtr = std::shared_ptr<const Config>;
 
+// The directory part of a config file's path ("." for a bare name): relative paths in the
+// config (plugin paths, and plugins' own files) are taken from there.
+std::string directory_of(const std::string& path);
+
 // Reads and validates a config file. Throws ConfigError naming the key and its position.
 ConfigPtr load_config_file(const std::string& path);
 // Same, from text; `source_name` is used in error positions.

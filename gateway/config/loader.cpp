@@ -1326,8 +1326,7 @@ std::vector<RateLimitConfig> read_rate_limits(const Document& doc, const Field& 
 
 std::vector<PluginConfig> read_plugins(const Document& doc, const Field& field) {
   std::vector<PluginConfig> plugins;
-  const std::string source = doc.source();
-  const std::string directory = source.find('/') == std::string::npos ? "." : source.substr(0, source.rfind('/'));
+  const std::string directory = directory_of(doc.source());
   for (const Field& item : list_items(doc, field, "expected a list of plugins")) {
     const MapView map(doc, item);
     map.check_keys(kPluginKeys, "in a plugin");
@@ -1338,7 +1337,7 @@ std::vector<PluginConfig> read_plugins(const Document& doc, const Field& field) 
     for (const auto& earlier : plugins)
       if (earlier.name == plugin.name) doc.fail(name, "duplicate plugin name '" + plugin.name + "'");
     plugin.path = doc.non_empty_string(map.require("path"));
-    if (plugin.path.front() != '/') plugin.path = directory + "/" + plugin.path;
+    if (plugin.path.front() != '/') plugin.path = (directory == "/" ? "" : directory) + "/" + plugin.path;
     const auto config = map.find_set("config");
     plugin.config_json = config ? read_json_object(doc, *config) : "{}";
     plugins.push_back(std::move(plugin));
@@ -1470,6 +1469,12 @@ std::string read_file(const std::string& path) {
 }
 
 }  // namespace
+
+std::string directory_of(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
 
 std::string ListenAddress::to_string() const { return bracketed(host) + ":" + std::to_string(port); }
 

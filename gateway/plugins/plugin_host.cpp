@@ -246,7 +246,7 @@ std::vector<RpcView> rpc_views(const std::string& route, const http::HttpRequest
   return views;
 }
 
-std::shared_ptr<Plugin> Plugin::load(const config::PluginConfig& config) {
+std::shared_ptr<Plugin> Plugin::load(const config::PluginConfig& config, const std::string& config_dir) {
   std::shared_ptr<Plugin> plugin(new Plugin());
   plugin->name_ = config.name;
   const std::string where = "plugin '" + config.name + "' ('" + config.path + "')";
@@ -266,8 +266,10 @@ std::shared_ptr<Plugin> Plugin::load(const config::PluginConfig& config) {
                       " (rebuild it against this gateway's mcpgate/plugin.h)");
   if (descriptor->init == nullptr || descriptor->destroy == nullptr)
     throw PluginError(where + " lacks init or destroy (both are required)");
-  plugin->host_ = {MCPGATE_PLUGIN_ABI_VERSION, &host_log,          &host_complete_verify, &host_complete_authorize,
-                   &host_header_get,           &host_header_set,   &host_header_remove,   plugin.get()};
+  plugin->config_dir_ = config_dir;
+  plugin->host_ = {MCPGATE_PLUGIN_ABI_VERSION, &host_log,        &host_complete_verify,       &host_complete_authorize,
+                   &host_header_get,           &host_header_set, &host_header_remove,         plugin->config_dir_.c_str(),
+                   plugin.get()};
   std::array<char, kInitErrorBytes> error{};
   int failed = 0;
   {
@@ -328,7 +330,9 @@ void Plugin::on_upstream_request(const auth::Identity* identity, const RpcView& 
 
 std::shared_ptr<const PluginSet> PluginSet::load(const config::Config& config) {
   auto set = std::make_shared<PluginSet>();
-  for (const auto& plugin_config : config.plugins) set->plugins_.emplace(plugin_config.name, Plugin::load(plugin_config));
+  const std::string config_dir = config::directory_of(config.source_path);
+  for (const auto& plugin_config : config.plugins)
+    set->plugins_.emplace(plugin_config.name, Plugin::load(plugin_config, config_dir));
   auto require = [&](const config::RouteConfig& route, const std::string& name, bool (Plugin::*has)() const,
                      const char* hook, const char* use) {
     const auto& plugin = set->plugins_.at(name);

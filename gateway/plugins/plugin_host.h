@@ -79,8 +79,8 @@ std::vector<RpcView> rpc_views(const std::string& route, const http::HttpRequest
 // snapshot's users and by pending calls; destroy() runs when the last of them lets go.
 class Plugin : public std::enable_shared_from_this<Plugin> {
  public:
-  // dlopen + entry + ABI check + init; throws PluginError.
-  static std::shared_ptr<Plugin> load(const config::PluginConfig& config);
+  // dlopen + entry + ABI check + init; throws PluginError. `config_dir`: for host->config_dir.
+  static std::shared_ptr<Plugin> load(const config::PluginConfig& config, const std::string& config_dir);
   ~Plugin();
   Plugin(const Plugin&) = delete;
   Plugin& operator=(const Plugin&) = delete;
@@ -106,6 +106,7 @@ class Plugin : public std::enable_shared_from_this<Plugin> {
   const mcpgate_plugin* descriptor_ = nullptr;
   void* instance_ = nullptr;
   bool initialized_ = false;
+  std::string config_dir_;  // host_.config_dir points here
   mcpgate_host host_{};
 };
 

@@ -254,9 +254,16 @@ static int apikey_init(const mcpgate_host *host, const char *config_json, void *
   apikey *self = NULL;
   int rc = parse_config(config_json, &keys_file, &root, error, error_size);
   if (rc == 0 && (self = calloc(1, sizeof *self)) == NULL) rc = fail(error, error_size, "out of memory");
+  char resolved[4096];
+  if (rc == 0 && keys_file[0] != '/' && host != NULL && host->config_dir != NULL) {
+    /* A relative keys_file is taken from the gateway config's directory, like the plugin's path. */
+    if ((size_t)snprintf(resolved, sizeof resolved, "%s/%s", host->config_dir, keys_file) >= sizeof resolved)
+      rc = fail(error, error_size, "keys_file: path too long");
+    keys_file = resolved;
+  }
   if (rc == 0) rc = load_keys(self, keys_file, error, error_size);
   if (rc == 0 && host != NULL && host->log != NULL) {
-    char message[512];
+    char message[4200];
     snprintf(message, sizeof message, "loaded %zu API key%s from '%s'", self->count, self->count == 1 ? "" : "s",
              keys_file);
     host->log(host, self->count == 0 ? MCPGATE_LOG_WARN : MCPGATE_LOG_INFO, message);

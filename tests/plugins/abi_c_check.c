@@ -77,7 +77,7 @@ static int host_header_remove(mcpgate_headers *headers, const char *name) {
 
 static const mcpgate_host check_host = {
     MCPGATE_PLUGIN_ABI_VERSION, host_log,        host_complete_verify, host_complete_authorize,
-    host_header_get,            host_header_set, host_header_remove,   NULL,
+    host_header_get,            host_header_set, host_header_remove,   "/etc/mcpgate", NULL,
 };
 
 /* ---- the plugin side: every hook, touching every field it is given ---- */

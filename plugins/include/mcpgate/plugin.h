@@ -24,9 +24,11 @@
  *   verify_token and authorize may answer later: the hook starts its work (on a thread of its
  *   own, or an event loop of its own), returns MCPGATE_PENDING, and later calls the matching
  *   host->complete_* function exactly once, from any thread, with the `call` it was given. The
- *   request waits meanwhile; nothing else waits for it. A hook that answers directly (any result
- *   but MCPGATE_PENDING) must not call complete_* for that call. on_upstream_request is always
- *   synchronous: compute what it needs in init() or in authorize().
+ *   request waits meanwhile; nothing else waits for it. complete_* may even run before the hook
+ *   has returned MCPGATE_PENDING (the answer is queued for the request's loop either way). A hook
+ *   that answers directly (any result but MCPGATE_PENDING) must not call complete_* for that call.
+ *   on_upstream_request is always synchronous: compute what it needs in init() or in authorize().
+ *   Hooks are not given the host: a plugin that needs it keeps the pointer init() received.
  *
  * Strings
  *   Every string is NUL-terminated UTF-8. Strings the gateway passes in stay valid until the hook
@@ -92,12 +94,13 @@ typedef struct mcpgate_verify_result {
   const char *scopes;      /* optional, space-separated */
   const char *claims_json; /* optional JSON object; default {"sub": subject} */
   int64_t expires_at;      /* optional, unix seconds */
-  const char *reason;      /* MCPGATE_DENY / MCPGATE_ERROR: a short text for the caller, no secrets */
+  const char *reason;      /* MCPGATE_DENY / MCPGATE_ERROR: a short text for the caller, no secrets;
+                              sent as the JSON error body's message, never in WWW-Authenticate */
 } mcpgate_verify_result;
 
 /* authorize's answer on MCPGATE_DENY; the gateway zeroes it before the call. */
 typedef struct mcpgate_decision {
-  const char *reason;         /* shown to the caller */
+  const char *reason;         /* shown to the caller (the JSON error's message) */
   const char *step_up_scopes; /* optional, space-separated: scopes that would allow the call; the
                                  gateway then answers 403 insufficient_scope naming them */
 } mcpgate_decision;
@@ -122,6 +125,8 @@ typedef struct mcpgate_host {
   const char *(*header_get)(const mcpgate_headers *headers, const char *name);
   int (*header_set)(mcpgate_headers *headers, const char *name, const char *value);
   int (*header_remove)(mcpgate_headers *headers, const char *name);
+  /* The directory of the gateway's config file: resolve relative paths of `config` against it. */
+  const char *config_dir;
   void *host_data; /* the gateway's own; plugins leave it alone */
 } mcpgate_host;
 
