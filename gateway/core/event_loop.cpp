@@ -1,5 +1,6 @@
 #include "core/event_loop.h"
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -25,9 +26,20 @@ EventLoop::EventLoop() : base_(event_base_new()) {
 
 EventLoop::~EventLoop() {
   graveyard_.clear();
+  if (dns_ != nullptr) evdns_base_free(dns_, 0);
   event_free(posted_event_);
   event_free(deferred_delete_event_);
   event_base_free(base_);
+}
+
+evdns_base* EventLoop::dns() {
+  if (dns_ == nullptr) {
+    dns_ = evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (dns_ == nullptr) return nullptr;
+    evdns_base_set_option(dns_, "timeout:", "2");
+    evdns_base_set_option(dns_, "attempts:", "2");
+  }
+  return dns_;
 }
 
 void EventLoop::post(std::function<void()> fn) {

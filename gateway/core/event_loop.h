@@ -9,6 +9,7 @@
 
 struct event;
 struct event_base;
+struct evdns_base;
 
 namespace mcpgate::core {
 
@@ -26,6 +27,10 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   event_base* base() const { return base_; }
+  // The loop's DNS resolver (libevent evdns; 2 s timeout, 2 attempts), made on first use and
+  // freed with the loop: a lookup its owner cancelled still ends in a later callback that uses
+  // the resolver, so no owner may free it. Nullptr if it cannot be made.
+  evdns_base* dns();
 
   // Runs `fn` on this loop's thread soon. Safe from any thread.
   void post(std::function<void()> fn);
@@ -45,6 +50,7 @@ class EventLoop {
   event_base* base_;
   event* posted_event_;
   event* deferred_delete_event_;
+  evdns_base* dns_ = nullptr;
   std::mutex posted_mutex_;  // guards posted_ only; never held while a task runs
   std::vector<std::function<void()>> posted_;
   std::vector<std::unique_ptr<Deletable>> graveyard_;  // loop thread only

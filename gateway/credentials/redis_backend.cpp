@@ -276,7 +276,6 @@ class RedisBackend : public StoreBackend {
   // connection (we are told through on_connect/on_disconnect); we free it only from outside
   // hiredis callbacks (timers, the destructor). ctx_->data is `this` while we want its events.
   redisAsyncContext* ctx_ = nullptr;
-  evdns_base* dns_ = nullptr;                       // made on the first name to resolve
   evdns_getaddrinfo_request* dns_request_ = nullptr;  // a resolution in flight
   bool connected_ = false;  // TCP up on ctx_
   uint64_t epoch_ = 0;      // counts connections, so a late setup reply cannot act on a newer one
@@ -316,9 +315,9 @@ RedisBackend::RedisBackend(const config::TokenStoreConfig& config, core::EventLo
 // answer()), so freeing the context here is allowed. Operations in flight answer Unavailable.
 RedisBackend::~RedisBackend() {
   link_->backend = nullptr;
+  // on_resolved ignores the cancellation's callback, which comes later (the resolver is the loop's).
   if (dns_request_ != nullptr) evdns_getaddrinfo_cancel(dns_request_);
   dns_request_ = nullptr;
-  if (dns_ != nullptr) evdns_base_free(dns_, 0);
   reconnect_timer_.reset();
   connect_timer_.reset();
   drop_timer_.reset();
@@ -336,17 +335,13 @@ void RedisBackend::connect() {
   connected_ = false;
   if (is_ip_literal(host_)) return connect_to(host_);
   // redisAsyncConnect would resolve a name with a blocking getaddrinfo: resolve it on the loop.
-  if (dns_ == nullptr) {
-    dns_ = evdns_base_new(loop_.base(), EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (dns_ == nullptr) return connect_failed("cannot start the DNS resolver");
-    evdns_base_set_option(dns_, "timeout:", "2");
-    evdns_base_set_option(dns_, "attempts:", "2");
-  }
+  evdns_base* dns = loop_.dns();
+  if (dns == nullptr) return connect_failed("cannot start the DNS resolver");
   evutil_addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   // May answer before it returns (hosts file, cache); on_resolved then has already run.
-  evdns_getaddrinfo_request* request = evdns_getaddrinfo(dns_, host_.c_str(), nullptr, &hints, &RedisBackend::on_resolved, this);
+  evdns_getaddrinfo_request* request = evdns_getaddrinfo(dns, host_.c_str(), nullptr, &hints, &RedisBackend::on_resolved, this);
   if (request != nullptr) dns_request_ = request;
 }
 
