@@ -29,6 +29,9 @@
  *   that answers directly (any result but MCPGATE_PENDING) must not call complete_* for that call.
  *   on_upstream_request is always synchronous: compute what it needs in init() or in authorize().
  *   Hooks are not given the host: a plugin that needs it keeps the pointer init() received.
+ *   A pending call that is never completed leaves its request waiting until the client gives up
+ *   and keeps the instance from being destroyed: give every call an answer, with a deadline of
+ *   the plugin's own if its work can hang.
  *
  * Strings
  *   Every string is NUL-terminated UTF-8. Strings the gateway passes in stay valid until the hook
