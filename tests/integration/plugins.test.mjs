@@ -827,13 +827,14 @@ describe('plugin load errors', () => {
     });
   }
 
-  it('a valid config with every example plugin passes check; a plugin path is relative to the config file', async () => {
+  it('a valid config with every example plugin passes check; plugin paths (and apikey\'s keys_file) are relative to the config file', async () => {
     // A relative path is taken from the config file's directory, not from the gateway's cwd.
     fs.mkdirSync(path.join(dir, 'lib'), { recursive: true });
     fs.copyFileSync(example('apikey'), path.join(dir, 'lib', 'libmcpgate_apikey.so'));
     const file = await writeConfig({
       plugins: [
-        { name: 'keys', path: 'lib/libmcpgate_apikey.so', config: { keys_file: keysFile } },
+        // apikey resolves a relative keys_file against the config's directory too (host->config_dir).
+        { name: 'keys', path: 'lib/libmcpgate_apikey.so', config: { keys_file: path.basename(keysFile) } },
         { name: 'headers', path: example('claims_headers'), config: { headers: { 'X-User-Id': 'sub' } } },
         { name: 'guard', path: example('tool_guard'), config: { rules: [{ tool: '*', argument: 'id', deny_prefix: 'system-' }] } },
         { name: 'hello', path: example('hello'), config: { deny_prefix: 'admin_' } },
@@ -845,6 +846,7 @@ describe('plugin load errors', () => {
       },
     });
     assert.ok(!fs.existsSync(path.resolve(process.cwd(), 'lib/libmcpgate_apikey.so')), 'not found from the cwd');
+    assert.ok(!fs.existsSync(path.resolve(process.cwd(), path.basename(keysFile))), 'the keys file is not found from the cwd');
     const r = runGatewayCli(['check', '--config', file]);
     assert.equal(r.status, 0, `${describeExit(r)}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   });

@@ -92,7 +92,7 @@ static int plugin_init(const mcpgate_host *host, const char *config_json, void *
   plugin_host = host;
   host->log(host, MCPGATE_LOG_INFO, "ready");
   *instance = NULL;
-  return host->abi_version == MCPGATE_PLUGIN_ABI_VERSION && host->host_data == NULL ? 0 : 1;
+  return host->abi_version == MCPGATE_PLUGIN_ABI_VERSION && host->config_dir != NULL && host->host_data == NULL ? 0 : 1;
 }
 
 static void plugin_destroy(void *instance) { (void)instance; }
