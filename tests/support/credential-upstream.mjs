@@ -51,10 +51,9 @@ import * as jose from 'jose';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 
-import { serveFixture } from './listen.mjs';
+import { serveFixture, readRequestBody } from './listen.mjs';
 
 const PUBLIC_TOOLS = new Set(['public-time']);
-const MAX_BODY = 4 * 1024 * 1024;
 const REALM = 'credential-upstream';
 
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
@@ -70,23 +69,6 @@ function quote(s) {
   return String(s).replace(/[\\"]/g, "'").replace(/[^\x20-\x7e]/g, '?');
 }
 
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let size = 0;
-    req.on('data', (c) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(Object.assign(new Error('body too large'), { status: 413 }));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 function sendJson(res, status, body, headers = {}) {
   if (res.headersSent) {
@@ -213,7 +195,7 @@ export async function startCredentialUpstream({ issuer, audience, acceptApiKey, 
     }
     let parsed;
     try {
-      const text = await readBody(req);
+      const text = await readRequestBody(req);
       parsed = JSON.parse(text);
     } catch (e) {
       done(e.status || 400);

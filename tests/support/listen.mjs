@@ -39,3 +39,22 @@ export async function listenAndAnnounce(server, port) {
   process.stdout.write(`LISTENING ${bound}\n`);
   return bound;
 }
+
+/** A request's body as UTF-8 text; rejects with {status: 413} past `maxBytes` (default 4 MiB). */
+export function readRequestBody(req, maxBytes = 4 * 1024 * 1024) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        reject(Object.assign(new Error('body too large'), { status: 413 }));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

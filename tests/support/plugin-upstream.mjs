@@ -21,28 +21,10 @@ import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 
-import { serveFixture } from './listen.mjs';
+import { serveFixture, readRequestBody } from './listen.mjs';
 
-const MAX_BODY = 4 * 1024 * 1024;
 const MAX_SEEN = 10000;
 
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let size = 0;
-    req.on('data', (c) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(Object.assign(new Error('body too large'), { status: 413 }));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 function sendJson(res, status, body) {
   if (res.headersSent) {
@@ -92,7 +74,7 @@ export async function startPluginUpstream() {
     }
     let parsed;
     try {
-      parsed = JSON.parse(await readBody(req));
+      parsed = JSON.parse(await readRequestBody(req));
     } catch (e) {
       return sendJson(res, e.status || 400, { jsonrpc: '2.0', error: { code: -32700, message: `Parse error: ${e.message}` }, id: null });
     }
