@@ -1396,6 +1396,9 @@ TEST_CASE("config: the example configs in config/ load cleanly") {
   CHECK(example->credentials.at("svc-errors").type == CredentialType::ClientCredentials);
   CHECK(example->routes[0].prompts.at("weekly-report").scopes == std::vector<std::string>{"admin"});
   CHECK(example->routes[0].resources.count("notes://archive") == 1);
+  REQUIRE(example->routes[0].rate_limits.size() == 2);
+  CHECK(example->routes[0].rate_limits[0].name == "subject:delete_note");
+  CHECK(example->routes[0].rate_limits[1].burst == 400);
 }
 
 TEST_CASE("config: errors from a file are positioned in that file") {
