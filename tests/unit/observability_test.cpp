@@ -298,3 +298,22 @@ TEST_CASE("metrics: credential events and token store latency render as labelled
   // A family is listed only under its own name.
   CHECK(text.find("mcpgate_credential_cache_total{credential=\"user-api\"") == std::string::npos);
 }
+
+TEST_CASE("metrics: rate-limit and plugin decisions from two shards are summed per label set") {
+  mcpgate::observability::Metrics metrics(2);
+  metrics.record_rate_limit(0, "notes", "subject:delete_note", "allowed");
+  metrics.record_rate_limit(1, "notes", "subject:delete_note", "allowed");
+  metrics.record_rate_limit(1, "notes", "subject:delete_note", "limited");
+  metrics.record_plugin_decision(0, "guard", "authorize", "deny");
+  metrics.record_plugin_decision(1, "keys", "verify_token", "allow");
+  const std::string text = metrics.render_prometheus();
+  CHECK(text.find("# TYPE mcpgate_rate_limit_total counter\n") != std::string::npos);
+  CHECK(text.find("mcpgate_rate_limit_total{route=\"notes\",limit=\"subject:delete_note\",outcome=\"allowed\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("mcpgate_rate_limit_total{route=\"notes\",limit=\"subject:delete_note\",outcome=\"limited\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("mcpgate_plugin_decisions_total{plugin=\"guard\",hook=\"authorize\",result=\"deny\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("mcpgate_plugin_decisions_total{plugin=\"keys\",hook=\"verify_token\",result=\"allow\"} 1\n") !=
+        std::string::npos);
+}
