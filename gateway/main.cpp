@@ -88,13 +88,17 @@ void reload(proxy::Gateway& gateway, const std::string& path) {
   }
 }
 
-int run(const config::ConfigPtr& config, plugins::PluginSetPtr plugins) {
-  // The control thread waits for signals; every other thread inherits this mask.
+// The signals the control thread waits for. Blocked before any thread starts (the logger's,
+// a plugin's), so every thread inherits the mask and only sigwait() takes them.
+sigset_t control_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&signals, s);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
+
+int run(const config::ConfigPtr& config, plugins::PluginSetPtr plugins) {
+  const sigset_t signals = control_signals();
 
   core::enable_libevent_threads();
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -141,6 +145,7 @@ int run(const config::ConfigPtr& config, plugins::PluginSetPtr plugins) {
     gateway.shutdown();
     break;
   }
+  plugins::drop_orphaned_completions();
   observability::LogEvent(spdlog::level::info, "mcpgate stopped").emit();
   spdlog::shutdown();
   curl_global_cleanup();
@@ -159,6 +164,9 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
+  const sigset_t signals = control_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
   config::ConfigPtr config;
   plugins::PluginSetPtr plugins;
   try {

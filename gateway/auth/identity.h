@@ -33,6 +33,14 @@ inline std::vector<std::string> split_scopes(std::string_view text) {
   return scopes;
 }
 
+// RFC 6749 scope-token: printable ASCII except space, '"' and '\'. Scopes are written into
+// quoted strings of WWW-Authenticate, so anything else could break or forge the header.
+inline bool is_scope_token(std::string_view scope) {
+  return !scope.empty() && std::all_of(scope.begin(), scope.end(), [](unsigned char c) {
+    return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+}
+
 // True when every scope in `required` was granted (an empty `required` is satisfied).
 inline bool has_all_scopes(const Identity& identity, const std::vector<std::string>& required) {
   return std::all_of(required.begin(), required.end(), [&](const std::string& scope) {

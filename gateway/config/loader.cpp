@@ -1,6 +1,7 @@
 // The YAML config loader: strict keys, typed values, ${ENV} substitution, and a
 // "file:line:col:" position on every error (as h2o's configurator points at the node).
 #include "config/config.h"
+#include "auth/identity.h"
 #include "http/message.h"
 
 #include <arpa/inet.h>
@@ -322,16 +323,9 @@ bool is_name(std::string_view name) {
 
 const std::string kNameRule = "may contain only letters, digits, '_', '.' and '-'";
 
-// RFC 6749 scope-token: printable ASCII except space, '"' and '\'. Scopes are written into
-// quoted strings of WWW-Authenticate, so anything else could break or forge the header.
-bool is_scope_token(std::string_view scope) {
-  return std::all_of(scope.begin(), scope.end(),
-                     [](unsigned char c) { return c > 0x20 && c < 0x7f && c != '"' && c != '\\'; });
-}
-
 std::string read_scope(const Document& doc, const Field& field) {
   const std::string scope = doc.non_empty_string(field);
-  if (!is_scope_token(scope)) {
+  if (!auth::is_scope_token(scope)) {
     doc.fail(field, "invalid scope '" + scope + "': a scope is printable ASCII without whitespace, '\"' or '\\'");
   }
   return scope;
@@ -1279,8 +1273,8 @@ void read_rate(const Document& doc, const Field& field, RateLimitConfig& limit, 
   const std::string number = text.substr(0, slash);
   const std::string unit = text.substr(slash + 1);
   const auto [stop, error] = std::from_chars(number.data(), number.data() + number.size(), count);
-  if (number.empty() || stop != number.data() + number.size() || error != std::errc() || count == 0)
-    doc.fail(field, "the count must be a whole number of at least 1 (got '" + text + "')");
+  if (number.empty() || stop != number.data() + number.size() || error != std::errc() || count == 0 || count > 1000000)
+    doc.fail(field, "the count must be a whole number from 1 to 1000000 (got '" + text + "')");
   double period_ms = 0;
   if (unit == "s" || unit == "sec" || unit == "second") period_ms = 1000;
   if (unit == "m" || unit == "min" || unit == "minute") period_ms = 60000;

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <optional>
 #include <vector>
 #include <stdexcept>
@@ -221,7 +222,10 @@ class RedisBackend : public StoreBackend {
     numbers.push_back(std::to_string(buckets.size()));
     for (const auto& bucket : buckets) {
       numbers.push_back(std::to_string(bucket.capacity));
-      numbers.push_back(std::to_string(bucket.refill_interval_ms));
+      // Shortest exact form, independent of the locale (std::to_string follows it).
+      char interval[32];
+      const auto written = std::to_chars(interval, interval + sizeof interval, bucket.refill_interval_ms);
+      numbers.emplace_back(interval, written.ptr);
       numbers.push_back(std::to_string(bucket.cost));
     }
     std::vector<std::string_view> args{"EVAL", kTakeTokensScript, numbers[0]};

@@ -79,7 +79,9 @@ void fill_decision(DecisionOutcome& outcome, mcpgate_result result, const mcpgat
   outcome.result = result == MCPGATE_ALLOW || result == MCPGATE_DENY ? result : MCPGATE_ERROR;
   if (decision == nullptr) return;
   outcome.reason = text_or_empty(decision->reason);
-  outcome.step_up_scopes = auth::split_scopes(text_or_empty(decision->step_up_scopes));
+  // They go into WWW-Authenticate: anything that is not a scope token is dropped.
+  for (auto& scope : auth::split_scopes(text_or_empty(decision->step_up_scopes)))
+    if (auth::is_scope_token(scope)) outcome.step_up_scopes.push_back(std::move(scope));
 }
 
 // ---- Host functions (any thread) ----
@@ -106,15 +108,34 @@ void deliver(mcpgate_call* call, std::shared_ptr<Outcome> target, Outcome filled
   });
 }
 
+void host_complete_authorize(mcpgate_call* call, mcpgate_result result, const mcpgate_decision* decision);
+
+// The other hook's completion function: the call still gets an answer (an error), so its
+// request does not wait forever.
+void complete_mismatched(mcpgate_call* call, const char* used) {
+  observability::LogEvent(spdlog::level::err, "plugin completed a call with the wrong function; answered as an error")
+      .field("plugin", call->plugin->name())
+      .field("function", used)
+      .emit();
+}
+
 void host_complete_verify(mcpgate_call* call, mcpgate_result result, const mcpgate_verify_result* details) {
-  if (call == nullptr || !call->verify) return;
+  if (call == nullptr) return;
+  if (!call->verify) {
+    complete_mismatched(call, "complete_verify");
+    return host_complete_authorize(call, MCPGATE_ERROR, nullptr);
+  }
   VerifyOutcome filled;
   fill_verify(filled, result, details, call->plugin->name());
   deliver(call, call->verify, std::move(filled));
 }
 
 void host_complete_authorize(mcpgate_call* call, mcpgate_result result, const mcpgate_decision* decision) {
-  if (call == nullptr || !call->decision) return;
+  if (call == nullptr) return;
+  if (!call->decision) {
+    complete_mismatched(call, "complete_authorize");
+    return host_complete_verify(call, MCPGATE_ERROR, nullptr);
+  }
   DecisionOutcome filled;
   fill_decision(filled, result, decision);
   deliver(call, call->decision, std::move(filled));
@@ -157,7 +178,7 @@ void on_init_crash(int signal_number) noexcept {
   for (int n = signal_number; n > 0 && count < sizeof digits; n /= 10) digits[count++] = static_cast<char>('0' + n % 10);
   [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, g_crash_prefix.data(), g_crash_prefix_length);
   while (count > 0) ignored = ::write(STDERR_FILENO, &digits[--count], 1);
-  static constexpr char kSuffix[] = "); the gateway does not start\n";
+  static constexpr char kSuffix[] = ")\n";
   ignored = ::write(STDERR_FILENO, kSuffix, sizeof kSuffix - 1);
   ::signal(signal_number, SIG_DFL);
   ::raise(signal_number);
@@ -220,9 +241,28 @@ RpcView view_of(const std::string& route, const http::HttpRequest& request, json
 
 }  // namespace
 
+namespace {
+// Completions that came after their loop was gone. They may hold the last reference to a plugin
+// instance, whose destroy() must not run on the plugin's own thread: they are dropped on the main
+// thread by drop_orphaned_completions().
+std::mutex g_orphans_mutex;
+std::vector<std::function<void()>> g_orphans;
+}  // namespace
+
 void LoopRef::post(std::function<void()> fn) {
-  std::lock_guard lock(mutex_);
-  if (loop_ != nullptr) loop_->post(std::move(fn));
+  std::unique_lock lock(mutex_);
+  if (loop_ != nullptr) return loop_->post(std::move(fn));
+  lock.unlock();
+  std::lock_guard orphans(g_orphans_mutex);
+  g_orphans.push_back(std::move(fn));
+}
+
+void drop_orphaned_completions() {
+  std::vector<std::function<void()>> orphans;
+  {
+    std::lock_guard lock(g_orphans_mutex);
+    orphans.swap(g_orphans);
+  }
 }
 
 void LoopRef::clear() {
@@ -250,7 +290,9 @@ std::shared_ptr<Plugin> Plugin::load(const config::PluginConfig& config, const s
   std::shared_ptr<Plugin> plugin(new Plugin());
   plugin->name_ = config.name;
   const std::string where = "plugin '" + config.name + "' ('" + config.path + "')";
-  plugin->library_ = dlopen(config.path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // Never unloaded (RTLD_NODELETE): a thread of the plugin may still be returning from
+  // complete_* when the last reference to its instance goes.
+  plugin->library_ = dlopen(config.path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (plugin->library_ == nullptr)
     throw PluginError("cannot load plugin '" + config.name + "' from '" + config.path + "': " + text_or_empty(dlerror()));
   using Entry = const mcpgate_plugin* (*)();

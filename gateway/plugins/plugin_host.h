@@ -40,6 +40,10 @@ class LoopRef {
   core::EventLoop* loop_;
 };
 
+// On the main thread after the loops are gone: lets go of completions that arrived too late (and
+// of the plugin instances only they still held, whose destroy() then runs here).
+void drop_orphaned_completions();
+
 // A pending hook call's way back: where to post, and the weak waiter to resume there.
 struct Resume {
   std::shared_ptr<LoopRef> loop;

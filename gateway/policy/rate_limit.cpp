@@ -17,13 +17,25 @@ bool counts(const config::RateLimitConfig& limit, const mcp::JsonRpcTarget& targ
   return true;
 }
 
-std::string caller_key(const config::RateLimitConfig& limit, const mcp::JsonRpcTarget& target,
-                       const auth::Identity* identity) {
+bool route_names_tool(const config::RouteConfig& route, const std::string& tool) {
+  return route.tools.contains(tool) || std::any_of(route.rate_limits.begin(), route.rate_limits.end(),
+                                                   [&](const config::RateLimitConfig& limit) { return limit.tool == tool; });
+}
+
+std::string caller_key(const config::RouteConfig& route, const config::RateLimitConfig& limit,
+                       const mcp::JsonRpcTarget& target, const auth::Identity* identity) {
   switch (limit.per) {
     case config::RateLimitKey::Route: return "*";
     case config::RateLimitKey::Subject: return identity ? identity->issuer + " " + identity->subject : "-";
-    case config::RateLimitKey::ClientId: return identity && !identity->client_id.empty() ? identity->client_id : "-";
-    case config::RateLimitKey::Tool: return target.name;
+    // A caller without a client (API keys often have none) is its own client: one such caller must
+    // not use up the bucket of every other.
+    case config::RateLimitKey::ClientId:
+      if (identity && !identity->client_id.empty()) return "client " + identity->client_id;
+      return identity ? "subject " + identity->issuer + " " + identity->subject : "-";
+    // The client chooses the name: only tools the route names get buckets of their own, so made-up
+    // names cannot grow the bucket set (they share one).
+    case config::RateLimitKey::Tool:
+      return route_names_tool(route, target.name) ? "tool " + target.name : "other tools";
   }
   return "-";
 }
@@ -38,7 +50,7 @@ std::vector<BucketTake> buckets_for(const config::RouteConfig& route, const std:
     const auto& limit = route.rate_limits[index];
     for (const auto& target : targets) {
       if (!counts(limit, target)) continue;
-      const std::string key = route.name + ":" + limit.name + ":" + caller_key(limit, target, identity);
+      const std::string key = route.name + ":" + limit.name + ":" + caller_key(route, limit, target, identity);
       auto same = std::find_if(buckets.begin(), buckets.end(), [&](const BucketTake& b) { return b.key == key; });
       if (same != buckets.end()) {
         ++same->cost;  // a batch counts each of its messages

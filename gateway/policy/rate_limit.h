@@ -19,7 +19,10 @@ using credentials::BucketTake;
 using credentials::BucketVerdict;
 
 // The buckets the messages of one request take from, each once with the number of messages
-// it counts; `limits` gets the route's limit index of each. Keys are "<route>:<limit>:<caller>".
+// it counts; `limits` gets the route's limit index of each. Keys are "<route>:<limit>:<caller>",
+// the caller part "*" (per route), "<issuer> <sub>" (per subject), "client <id>" or
+// "subject <issuer> <sub>" (per client_id), "tool <name>" or "other tools" (per tool: only tools
+// the route names in `tools` or a limit's `tool` get their own).
 std::vector<BucketTake> buckets_for(const config::RouteConfig& route, const std::vector<mcp::JsonRpcTarget>& targets,
                                     const auth::Identity* identity, std::vector<std::size_t>& limits);
 

@@ -421,6 +421,16 @@ ProxyExchange::Stage ProxyExchange::check_rate_limits() {
     rate_checked_ = true;
     return Stage::Continue;
   }
+  for (std::size_t i = 0; i < buckets.size(); ++i) {
+    if (buckets[i].cost <= buckets[i].capacity) continue;
+    // No wait would help: a batch needing more tokens than the bucket holds never passes.
+    const auto& limit = route.rate_limits[limits[i]];
+    worker_.metrics.record_rate_limit(worker_.index, route.name, limit.name, "limited");
+    respond_error(429, "rate_limited",
+                  "this batch counts " + std::to_string(buckets[i].cost) + " messages against rate limit '" + limit.name +
+                      "', more than its burst of " + std::to_string(buckets[i].capacity) + "; send fewer at once");
+    return Stage::Responded;
+  }
   if (!rate_answer_) {
     rate_answer_ = std::make_shared<RateAnswer>();
     if (worker_.token_store->shares_buckets()) {

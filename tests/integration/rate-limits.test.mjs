@@ -300,7 +300,16 @@ describe('per client_id, per tool, and several limits on one request', () => {
       routes: [
         // No `tool:`: every POSTed message counts, tools/list included.
         { name: 'by-client', path: '/by-client', upstream: modern.url, auth: jwtAuth, rate_limits: [{ per: 'client_id', rate: '2/min', name: 'per-client' }] },
-        { name: 'by-tool', path: '/by-tool', upstream: modern.url, auth: jwtAuth, rate_limits: [{ per: 'tool', rate: '2/min' }] },
+        // per: tool gives a bucket of its own only to tools the route names (here both); any other
+        // name a client sends shares one bucket, so made-up names cannot grow the bucket set.
+        {
+          name: 'by-tool',
+          path: '/by-tool',
+          upstream: modern.url,
+          auth: jwtAuth,
+          tools: { echo: { scopes: [] }, 'slow-progress': { scopes: [] } },
+          rate_limits: [{ per: 'tool', rate: '2/min' }],
+        },
         {
           name: 'combined',
           path: '/combined',
@@ -350,6 +359,11 @@ describe('per client_id, per tool, and several limits on one request', () => {
     for (let i = 0; i < 3; i++) assert.equal((await send(url, tokens['alice@by-tool'], listCall(6 + i))).status, 200);
     toolText(await send(url, tokens['alice@by-tool'], slowCall(9)));
     assertLimited(await send(url, tokens['alice@by-tool'], slowCall(10)), { id: 10, limit: 'tool', maxRetryAfter: 30 });
+    // Names the route does not know share one bucket: two made-up names use it up together.
+    const madeUp = (id, name) => rpc('tools/call', id, { name, arguments: {} });
+    assert.notEqual((await send(url, tokens['alice@by-tool'], madeUp(11, 'no-such-tool-1'))).status, 429);
+    assert.notEqual((await send(url, tokens['bob@by-tool'], madeUp(12, 'no-such-tool-2'))).status, 429);
+    assertLimited(await send(url, tokens['alice@by-tool'], madeUp(13, 'no-such-tool-3')), { id: 13, limit: 'tool', maxRetryAfter: 30 });
   });
 
   it('several limits: every one must have a token, and a refused call takes none from any of them', async () => {

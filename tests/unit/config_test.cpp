@@ -444,7 +444,7 @@ TEST_CASE("config: rate limits: per, tool, rate, burst and names") {
   auto limit = [](const std::string& entry) { return with_jwt_route("    rate_limits:\n      - " + entry + "\n"); };
   CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 10/fortnight }"), "test.yaml:",
                      "rate_limits[0].rate: expected '<count>/<unit>' with a unit of s, min or hour (e.g. 10/min) (got unit 'fortnight')");
-  CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 0/min }"), "test.yaml:", "the count must be a whole number of at least 1");
+  CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 0/min }"), "test.yaml:", "the count must be a whole number from 1 to 1000000");
   CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 10 }"), "test.yaml:", "expected '<count>/<unit>'");
   CHECK_CONFIG_ERROR(limit("{ per: subject, rate: 10/min, burst: 0 }"), "test.yaml:", "rate_limits[0].burst: expected");
   CHECK_CONFIG_ERROR(limit("{ per: ip, rate: 10/min }"), "test.yaml:", "rate_limits[0].per: expected one of route, subject, client_id, tool");

@@ -67,13 +67,19 @@ TEST_CASE("rate limits: which messages take from which bucket") {
   REQUIRE(buckets.size() == 4);
   CHECK(buckets[0].key == "notes:subject:delete:https://idp alice");
   CHECK(buckets[1].key == "notes:route:*");
-  CHECK(buckets[2].key == "notes:tool:delete");
-  CHECK(buckets[3].key == "notes:client_id:-");  // no client_id: the shared bucket
+  CHECK(buckets[2].key == "notes:tool:tool delete");
+  CHECK(buckets[3].key == "notes:client_id:subject https://idp alice");  // no client_id: counted as its own client
   CHECK(limits == std::vector<std::size_t>{0, 1, 2, 3});
 
-  // Another tool: not the per-subject delete limit.
+  // Another tool: not the per-subject delete limit. A tool the route does not name shares one
+  // per-tool bucket with every other such name (clients cannot grow the bucket set).
   buckets = policy::buckets_for(route, {call("create")}, &alice, limits);
   CHECK(limits == std::vector<std::size_t>{1, 2, 3});
+  CHECK(buckets[1].key == "notes:tool:other tools");
+  CHECK(policy::buckets_for(route, {call("made-up-1"), call("made-up-2")}, &alice, limits)[1].cost == 2);
+  alice.client_id = "inspector";
+  CHECK(policy::buckets_for(route, {call("create")}, &alice, limits)[2].key == "notes:client_id:client inspector");
+  alice.client_id.clear();
   // tools/list counts on the route and client limits only.
   buckets = policy::buckets_for(route, {{"tools/list", "", false}}, &alice, limits);
   CHECK(limits == std::vector<std::size_t>{1, 3});

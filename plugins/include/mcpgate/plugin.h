@@ -14,8 +14,10 @@
  *   between instances: keep per-config state in the instance.
  *
  * Threading
- *   init() and destroy() run on the gateway's main thread (destroy() possibly on a worker thread,
- *   after the last use). Every other hook runs on one of the gateway's event-loop threads, and
+ *   init() runs on the gateway's main thread; destroy() on the main thread or an event-loop
+ *   thread, never on a thread of the plugin, and as soon as the last pending call is completed:
+ *   after calling complete_* a plugin thread must not touch the instance. The library itself is
+ *   never unloaded while the gateway runs. Every other hook runs on one of the gateway's event-loop threads, and
  *   several loops call the same instance at the same time: hooks must be thread-safe. Read-only
  *   state built in init() needs no locking; anything changed later needs the plugin's own lock,
  *   held briefly. A hook must never block: no network, disk or sleep on the calling thread.
@@ -80,11 +82,14 @@ typedef struct mcpgate_identity {
   int64_t expires_at;      /* unix seconds; 0 when unknown */
 } mcpgate_identity;
 
-/* The JSON-RPC message a hook decides on. For a batch, authorize is called once per message. */
+/* The JSON-RPC message a hook decides on. For a batch, authorize is called once per request or
+ * notification in it (responses the client sends back are not shown to it), and
+ * on_upstream_request once, with the first. */
 typedef struct mcpgate_rpc {
   const char *route;          /* the route's name */
   const char *http_method;    /* "POST", "GET", "DELETE" */
-  const char *method;         /* JSON-RPC method, e.g. "tools/call"; "" for GET/DELETE */
+  const char *method;         /* JSON-RPC method, e.g. "tools/call"; "" for GET/DELETE and for a
+                                 POST that carries only responses */
   const char *name;           /* the tool or prompt name, the resource URI; NULL when none */
   const char *params_json;    /* "params" as JSON text; NULL when absent */
   const char *arguments_json; /* "params.arguments" as JSON text; NULL when absent */
@@ -104,8 +109,9 @@ typedef struct mcpgate_verify_result {
 /* authorize's answer on MCPGATE_DENY; the gateway zeroes it before the call. */
 typedef struct mcpgate_decision {
   const char *reason;         /* shown to the caller (the JSON error's message) */
-  const char *step_up_scopes; /* optional, space-separated: scopes that would allow the call; the
-                                 gateway then answers 403 insufficient_scope naming them */
+  const char *step_up_scopes; /* optional, space-separated RFC 6749 scope tokens that would allow
+                                 the call; the gateway then answers 403 insufficient_scope naming
+                                 them (a token with '"', '\' or a control character is dropped) */
 } mcpgate_decision;
 
 typedef struct mcpgate_call mcpgate_call;       /* one pending hook call (opaque) */
@@ -124,7 +130,8 @@ typedef struct mcpgate_host {
    * header_set/header_remove or the hook's return. header_set replaces every field of that name;
    * header_remove deletes them. Both return 0, or -1 for a name or value that is not a valid
    * field (CR, LF, NUL, non-token name) or a header the gateway owns (Host, Content-Length,
-   * Transfer-Encoding, Connection, and the upstream credential's header). */
+   * Transfer-Encoding, Connection, Upgrade, TE, Trailer, Keep-Alive, Proxy-Connection, and the
+   * upstream credential's header). */
   const char *(*header_get)(const mcpgate_headers *headers, const char *name);
   int (*header_set)(mcpgate_headers *headers, const char *name, const char *value);
   int (*header_remove)(mcpgate_headers *headers, const char *name);
