@@ -337,7 +337,8 @@ Listener::Listener(core::EventLoop& loop, ConnectionSet& connections, const Opti
   if (int rc = getaddrinfo(options_.host.c_str(), port.c_str(), &hints, &found); rc != 0)
     throw std::runtime_error("cannot resolve listen address '" + options_.host + "': " + gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, &freeaddrinfo);
-  const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC;
+  const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
+                         (options_.share_port ? LEV_OPT_REUSEABLE_PORT : 0u);
   listener_ = evconnlistener_new_bind(loop_.base(), &Listener::on_accept, this, flags, 1024, found->ai_addr,
                                       static_cast<int>(found->ai_addrlen));
   if (listener_ == nullptr)

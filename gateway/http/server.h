@@ -146,6 +146,9 @@ class Listener {
     std::string host;
     uint16_t port = 0;
     std::size_t max_connections = 0;  // 0: unlimited
+    // SO_REUSEPORT: the worker loops share one port. A listener of one loop only leaves it off, so
+    // a second process on its port fails to start instead of silently taking half the connections.
+    bool share_port = true;
   };
   using TlsContextSource = std::function<std::shared_ptr<SSL_CTX>()>;
   using SettingsSource = std::function<ConnectionSettings()>;

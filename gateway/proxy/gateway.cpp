@@ -101,7 +101,7 @@ void Gateway::start() {
     return std::make_unique<admin::AdminExchange>(connection, admin_state_);
   };
   admin_->listener = std::make_unique<http::Listener>(
-      admin_->loop, *admin_->connections, http::Listener::Options{admin_listen.host, admin_listen.port, kAdminMaxConnections}, nullptr,
+      admin_->loop, *admin_->connections, http::Listener::Options{admin_listen.host, admin_listen.port, kAdminMaxConnections, false}, nullptr,
       [admin_settings] { return admin_settings; }, admin_factory, admin_->connection_count);
 
   workers_.front()->start_maintenance();
