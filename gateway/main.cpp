@@ -8,6 +8,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "config/file_watch.h"
 #include "core/event_loop.h"
 #include "http/tls.h"
 #include "observability/log.h"
@@ -65,10 +66,10 @@ void log_restart_only_changes(const config::Config& old_config, const config::Co
     spdlog::warn("config reload: changes to token_store (backend, Redis, key prefix, keys) take effect on restart");
 }
 
-// SIGHUP: load and validate off the event loops; a bad config leaves the old one serving.
-// Plugins are loaded afresh (init runs again, e.g. an API key file is re-read); a plugin
-// failing to load refuses the reload.
-void reload(proxy::Gateway& gateway, const std::string& path) {
+// SIGHUP or a changed file: load and validate off the event loops; a bad config leaves the old
+// one serving. Plugins are loaded afresh (init runs again, e.g. an API key file is re-read); a
+// plugin failing to load refuses the reload.
+void reload(proxy::Gateway& gateway, const std::string& path, const char* trigger) {
   try {
     auto new_config = config::load_config_file(path);
     auto tls = load_tls(*new_config);
@@ -78,11 +79,13 @@ void reload(proxy::Gateway& gateway, const std::string& path) {
     gateway.apply(new_config, std::move(plugins), tls);
     ++gateway.metrics().reloads_succeeded;
     observability::LogEvent(spdlog::level::info, "config reloaded")
+        .field("trigger", trigger)
         .field("routes", static_cast<int64_t>(new_config->routes.size()))
         .emit();
   } catch (const std::exception& e) {
     ++gateway.metrics().reloads_failed;
     observability::LogEvent(spdlog::level::err, "config reload rejected; the previous config stays in force")
+        .field("trigger", trigger)
         .field("error", e.what())
         .emit();
   }
@@ -134,11 +137,21 @@ int run(const config::ConfigPtr& config, plugins::PluginSetPtr plugins) {
         .field("transport", route.transport == config::Transport::Sse ? "sse" : "streamable_http")
         .emit();
 
+  // Kubernetes updates a mounted ConfigMap or Secret by swapping a symlink, without a signal:
+  // the files are looked at once a second.
+  config::FileWatch watch(config::watched_files(*config));
+  constexpr timespec kWatchInterval{1, 0};
   for (;;) {
-    int received = 0;
-    if (sigwait(&signals, &received) != 0) continue;
+    const int received = sigtimedwait(&signals, nullptr, &kWatchInterval);
+    if (received < 0) {
+      if (!watch.changed()) continue;
+      reload(gateway, config->source_path, "file");
+      watch = config::FileWatch(config::watched_files(gateway.config()));
+      continue;
+    }
     if (received == SIGHUP) {
-      reload(gateway, config->source_path);
+      reload(gateway, config->source_path, "signal");
+      watch = config::FileWatch(config::watched_files(gateway.config()));
       continue;
     }
     observability::LogEvent(spdlog::level::info, "shutting down").field("signal", strsignal(received)).emit();

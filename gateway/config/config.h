@@ -75,6 +75,7 @@ struct LogConfig {
   std::string level = "info";  // trace|debug|info|warn|error
   LogFormat format = LogFormat::Json;
   bool access_log = true;
+  bool audit_log = true;  // one record per authorization decision, logger "audit"
 };
 
 enum class Transport { StreamableHttp, Sse };

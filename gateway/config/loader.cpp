@@ -491,7 +491,7 @@ const KeyRules kLimitsKeys{{"max_body_bytes", "max_header_bytes", "max_connectio
                             "stream_buffer_bytes"},
                            {}};
 const KeyRules kAdminKeys{{"listen", "token"}, {}};
-const KeyRules kLogKeys{{"level", "format", "access_log"}, {}};
+const KeyRules kLogKeys{{"level", "format", "access_log", "audit_log"}, {}};
 const KeyRules kAuthServerKeys{
     {"issuer", "type", "discovery", "metadata_url", "metadata", "metadata_overrides", "client"}, {}};
 const KeyRules kClientKeys{{"id", "secret", "private_key_file", "key_id"}, {}};
@@ -627,6 +627,7 @@ LogConfig read_log(const Document& doc, const Field& field) {
     log.format = doc.one_of(*format, {"json", "text"}) == "json" ? LogFormat::Json : LogFormat::Text;
   }
   read_boolean(map, "access_log", log.access_log);
+  read_boolean(map, "audit_log", log.audit_log);
   return log;
 }
 

@@ -57,6 +57,11 @@ class MessageFlag : public spdlog::custom_flag_formatter {
 
 }  // namespace
 
+namespace {
+// The audit stream: stdout like the rest, told apart by its logger name. Made with the main one.
+std::shared_ptr<spdlog::logger> g_audit;
+}  // namespace
+
 void setup_logging(const config::LogConfig& log) {
   static std::shared_ptr<spdlog::logger> logger = [] {
     spdlog::init_thread_pool(16384, 1);
@@ -64,18 +69,23 @@ void setup_logging(const config::LogConfig& log) {
     // A full queue drops the oldest line rather than stall an event loop.
     auto async = std::make_shared<spdlog::async_logger>("mcpgate", sink, spdlog::thread_pool(),
                                                         spdlog::async_overflow_policy::overrun_oldest);
+    g_audit = std::make_shared<spdlog::async_logger>("audit", sink, spdlog::thread_pool(),
+                                                     spdlog::async_overflow_policy::overrun_oldest);
     spdlog::set_default_logger(async);
     spdlog::flush_every(std::chrono::seconds(1));
     return async;
   }();
   const bool json = log.format == config::LogFormat::Json;
-  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-  formatter->add_flag<MessageFlag>('*', json);
-  formatter->set_pattern(json ? R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"%n",%*})"
-                              : "%Y-%m-%dT%H:%M:%S.%eZ %l %n %*");
-  logger->set_formatter(std::move(formatter));
+  for (const auto& target : {logger, g_audit}) {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+    formatter->add_flag<MessageFlag>('*', json);
+    formatter->set_pattern(json ? R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"%n",%*})"
+                                : "%Y-%m-%dT%H:%M:%S.%eZ %l %n %*");
+    target->set_formatter(std::move(formatter));
+    target->flush_on(spdlog::level::warn);
+  }
   logger->set_level(spdlog::level::from_str(log.level));
-  logger->flush_on(spdlog::level::warn);
+  g_audit->set_level(spdlog::level::info);  // audit records do not depend on the log level
 }
 
 std::string json_escape(std::string_view text) {
@@ -190,5 +200,9 @@ LogEvent& LogEvent::field(std::string_view key, double value) {
 }
 
 void LogEvent::emit() { spdlog::default_logger_raw()->log(level_, fields_); }
+
+void LogEvent::emit_audit() {
+  if (g_audit) g_audit->log(spdlog::level::info, fields_);
+}
 
 }  // namespace mcpgate::observability

@@ -30,6 +30,8 @@ class LogEvent {
   LogEvent& field(std::string_view key, int64_t value);
   LogEvent& field(std::string_view key, double value);
   void emit();
+  // To the audit stream: the same output, under the logger name "audit", always at info.
+  void emit_audit();
 
  private:
   spdlog::level::level_enum level_;

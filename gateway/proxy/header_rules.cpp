@@ -1,7 +1,11 @@
 #include "proxy/header_rules.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdint>
+#include <optional>
+#include <random>
 
 namespace mcpgate::proxy {
 namespace {
@@ -93,6 +97,44 @@ void add_identity_headers(const auth::Identity& identity, http::HeaderList& head
 bool is_event_stream(const http::HeaderList& headers) {
   const auto type = headers.get("Content-Type");
   return type && starts_with_ci(*type, "text/event-stream");
+}
+
+namespace {
+
+bool is_lower_hex(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+std::string random_hex(std::size_t digits) {
+  // Trace ids need to be unique, not secret: a per-thread generator, seeded once.
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(digits, '0');
+  for (std::size_t i = 0; i < digits; i += 16) {
+    uint64_t bits = generator();
+    for (std::size_t j = i; j < std::min(digits, i + 16); ++j, bits >>= 4) out[j] = kDigits[bits & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+// version "00": 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, ids not all zero. A later
+// version may append fields after the flags ("-..."), which are kept.
+TraceContext trace_context(std::optional<std::string_view> traceparent) {
+  if (traceparent && traceparent->size() >= 55) {
+    const std::string_view value = *traceparent;
+    const std::string_view version = value.substr(0, 2), trace = value.substr(3, 32), parent = value.substr(36, 16),
+                           flags = value.substr(53, 2);
+    const bool shape = value[2] == '-' && value[35] == '-' && value[52] == '-' &&
+                       (value.size() == 55 ? version == "00" : version != "00" && value[55] == '-');
+    if (shape && is_lower_hex(version) && version != "ff" && is_lower_hex(trace) && is_lower_hex(parent) &&
+        is_lower_hex(flags) && trace != std::string(32, '0') && parent != std::string(16, '0'))
+      return {std::string(trace), std::string(value)};
+  }
+  std::string trace = random_hex(32);
+  std::string header = "00-" + trace + "-" + random_hex(16) + "-00";
+  return {std::move(trace), std::move(header)};
 }
 
 }  // namespace mcpgate::proxy

@@ -2,7 +2,9 @@
 // forwarding headers, and the credentials the client must not leak upstream).
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "auth/identity.h"
 #include "http/message.h"
@@ -28,6 +30,14 @@ http::HeaderList upstream_request_headers(const http::HeaderList& client, const 
 http::HeaderList client_response_headers(const http::HeaderList& upstream);
 
 bool is_event_stream(const http::HeaderList& headers);
+
+// W3C Trace Context for one request: a valid `traceparent` from the client is kept and its trace
+// id is the request's; an absent or invalid one is replaced by a new, unsampled one.
+struct TraceContext {
+  std::string trace_id;     // 32 lowercase hex
+  std::string traceparent;  // what goes upstream
+};
+TraceContext trace_context(std::optional<std::string_view> traceparent);
 
 // forward_identity: X-MCP-Subject, X-MCP-Scopes (space-separated), X-MCP-Client-Id,
 // with control characters removed (claims are signed, not necessarily clean).

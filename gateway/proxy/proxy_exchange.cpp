@@ -68,6 +68,9 @@ ProxyExchange::~ProxyExchange() {
 }
 
 void ProxyExchange::start() {
+  auto trace = trace_context(connection_.request().headers.get("traceparent"));
+  trace_id_ = std::move(trace.trace_id);
+  traceparent_ = std::move(trace.traceparent);
   if (check_request() != Stage::Continue) return;
   if (check_mcp_headers() != Stage::Continue) return;
   continue_from_authentication();
@@ -75,6 +78,7 @@ void ProxyExchange::start() {
 
 void ProxyExchange::continue_from_authentication() {
   if (client_gone_) return;
+  audited_ = true;
   if (authenticate() != Stage::Continue) return;
   if (authorize() != Stage::Continue) return;
   if (run_policy_plugins() != Stage::Continue) return;
@@ -401,6 +405,7 @@ ProxyExchange::Stage ProxyExchange::run_policy_plugins() {
     } else {
       http::HeaderList headers = cors_headers();
       headers.add("Retry-After", "1");
+      refusal_ = "policy_unavailable";
       complete(503);
       connection_.send_error({503, "policy_unavailable",
                               decision->reason.empty() ? "the route's policy cannot decide now; retry later" : decision->reason},
@@ -472,6 +477,7 @@ void ProxyExchange::respond_rate_limited(const std::string& limit, int64_t retry
   const int64_t seconds = std::max<int64_t>(1, (retry_after_ms + 999) / 1000);
   http::HeaderList headers = cors_headers();
   headers.add("Retry-After", std::to_string(seconds));
+  refusal_ = "rate_limited";
   complete(429);
   connection_.send_error(
       {429, "rate_limited", "rate limit '" + limit + "' exceeded; retry after " + std::to_string(seconds) + " s"},
@@ -539,6 +545,7 @@ credentials::ServiceTokens::Subject ProxyExchange::service_subject() const {
 void ProxyExchange::respond_credential_unavailable(int retry_after_s) {
   http::HeaderList headers = cors_headers();
   headers.add("Retry-After", std::to_string(std::max(1, retry_after_s)));
+  refusal_ = "credential_unavailable";
   complete(503);
   connection_.send_error({503, "credential_unavailable", "the gateway cannot obtain the upstream's credential now"},
                          jsonrpc_id_, headers);
@@ -588,6 +595,7 @@ ProxyExchange::Stage ProxyExchange::choose_delegated_credential() {
 // The answer to a caller whose downstream account is not linked (or whose link the downstream
 // server refused): a signed, single-use link to connect it, in the form the caller's era reads.
 void ProxyExchange::respond_link_required(bool refresh_refused) {
+  refusal_ = "connect_required";
   const auto& request = connection_.request();
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   const auto grant = credentials::new_connect_grant(credential_->name, identity_->issuer, identity_->subject, now,
@@ -657,6 +665,7 @@ void ProxyExchange::respond_challenge(const auth::Challenge& challenge) {
   http::HeaderList headers = cors_headers();
   if (!challenge.www_authenticate.empty()) headers.add("WWW-Authenticate", challenge.www_authenticate);
   if (challenge.retry_after_s > 0) headers.add("Retry-After", std::to_string(challenge.retry_after_s));
+  refusal_ = challenge.reason;
   complete(challenge.status);
   connection_.send_error({challenge.status, challenge.reason, challenge.message}, jsonrpc_id_, headers);
 }
@@ -684,9 +693,11 @@ void ProxyExchange::forward() {
     tools_filter_ = ToolsFilter::Pending;
     upstream_request.headers.set("Accept-Encoding", "identity");  // the gateway must read the result
   }
+  upstream_request.headers.set("traceparent", traceparent_);
   upstream_request.body = &request.body;  // the Connection keeps the request until the response ends
   upstream_request.connect_timeout_ms = limits.upstream_connect_timeout_ms;
   upstream_request.response_timeout_ms = limits.upstream_timeout_ms;
+  forwarded_ = true;
   transfer_ = std::make_unique<upstream::Transfer>(worker_.curl, *this, std::move(upstream_request));
   upstream_started_at_ = std::chrono::steady_clock::now();
   transfer_->start();
@@ -912,6 +923,7 @@ void ProxyExchange::on_shutdown() {
 }
 
 void ProxyExchange::respond_error(int status, std::string reason, std::string message) {
+  refusal_ = reason;
   complete(status);
   connection_.send_error({status, std::move(reason), std::move(message)}, jsonrpc_id_, cors_headers());
 }
@@ -937,9 +949,11 @@ void ProxyExchange::complete(int status) {
   worker_.metrics.record_request(worker_.index, {route, observability::http_method_label(request.method),
                                                  mcp::metrics_method_label(rpc_.method), status, upstream_seconds_,
                                                  request.body.size(), bytes_out_});
+  if (audited_ && config_->log.audit_log) write_audit_record(status);
   if (!config_->log.access_log) return;
   observability::LogEvent line(spdlog::level::info, "access");
-  line.field("route", route)
+  line.field("trace_id", trace_id_)
+      .field("route", route)
       .field("http_method", request.method)
       .field("path", request.target)
       .field("client", connection_.peer_address())
@@ -956,6 +970,25 @@ void ProxyExchange::complete(int status) {
   if (rpc_.method == "tools/call" && rpc_.has_name) line.field("tool", rpc_.name);
   if (upstream_seconds_ >= 0) line.field("upstream_ms", upstream_seconds_ * 1000);
   line.emit();
+}
+
+// One record per authorization decision: who asked what, what was decided and why, which
+// credential went upstream (its name, never its value) and what the upstream answered.
+void ProxyExchange::write_audit_record(int status) {
+  observability::LogEvent record(spdlog::level::info, "audit");
+  record.field("trace_id", trace_id_).field("route", match_.route->name).field("http_method", connection_.request().method);
+  if (!rpc_.method.empty()) record.field("rpc_method", rpc_.method);
+  if (rpc_.method == "tools/call" && rpc_.has_name) record.field("tool", rpc_.name);
+  if (identity_) {
+    record.field("subject", identity_->subject);
+    if (!identity_->client_id.empty()) record.field("client_id", identity_->client_id);
+  }
+  record.field("decision", forwarded_ ? "allow" : "deny")
+      .field("reason", forwarded_ ? std::string("ok") : refusal_)
+      .field("status", static_cast<int64_t>(status))
+      .field("credential", forwarded_ && credential_ != nullptr ? credential_->name : std::string("none"));
+  if (forwarded_ && upstream_status_ > 0) record.field("upstream_status", static_cast<int64_t>(upstream_status_));
+  record.emit_audit();
 }
 
 }  // namespace mcpgate::proxy

@@ -77,8 +77,9 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   bool tool_allowed(std::string_view tool) const;
   void fail_filtering(const char* why);
   void respond_error(int status, std::string reason, std::string message);
-  // Access log line and metrics, once per exchange.
+  // Access log line, audit record and metrics, once per exchange.
   void complete(int status);
+  void write_audit_record(int status);
 
   http::Connection& connection_;
   Worker& worker_;
@@ -128,6 +129,11 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   mcp::SseSplitter sse_splitter_;
   uint64_t bytes_out_ = 0;
   bool completed_ = false;
+  std::string trace_id_;     // W3C trace id (32 hex): the client's, or made here
+  std::string traceparent_;  // what the upstream gets
+  bool audited_ = false;     // reached authentication: the outcome is an authorization decision
+  bool forwarded_ = false;
+  std::string refusal_;      // the reason of the gateway's own answer, when it gave one
 };
 
 }  // namespace mcpgate::proxy

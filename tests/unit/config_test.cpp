@@ -821,6 +821,9 @@ TEST_CASE("config: log fields take fixed values") {
     CHECK_CONFIG_ERROR(with_sections(std::string("log:\n  access_log: ") + bad + "\n"), "test.yaml:4:15: ",
                        "log.access_log: expected true or false");
   }
+  CHECK(load_config_text(with_sections("log:\n  audit_log: false\n"), "test.yaml")->log.audit_log == false);
+  CHECK(load_config_text(with_sections("log:\n  level: info\n"), "test.yaml")->log.audit_log == true);  // on by default
+  CHECK_CONFIG_ERROR(with_sections("log:\n  audit_log: yes\n"), "test.yaml:4:14: ", "log.audit_log: expected true or false");
 }
 
 // ---- routes ----

@@ -228,3 +228,27 @@ TEST_CASE("header rules: is_event_stream") {
   CHECK_FALSE(is_event_stream(headers({{"Content-Type", "text/event"}})));
   CHECK_FALSE(is_event_stream(HeaderList{}));
 }
+
+TEST_CASE("trace context: a valid traceparent is kept, anything else is replaced by a new one") {
+  using mcpgate::proxy::trace_context;
+  const std::string valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const auto kept = trace_context(valid);
+  CHECK(kept.traceparent == valid);
+  CHECK(kept.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736");
+  // A later version may carry more fields; kept as sent.
+  CHECK(trace_context(std::string("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra")).trace_id ==
+        "4bf92f3577b34da6a3ce929d0e0e4736");
+  for (const char* bad : {"", "00-zzz", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                          "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                          "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"}) {
+    CAPTURE(bad);
+    const auto made = trace_context(std::string_view(bad));
+    CHECK(made.traceparent != bad);
+    CHECK(made.trace_id.size() == 32);
+    CHECK(made.traceparent == "00-" + made.trace_id + made.traceparent.substr(35));
+    CHECK(trace_context(made.traceparent).traceparent == made.traceparent);  // what is made is valid
+  }
+  CHECK(trace_context(std::nullopt).trace_id != trace_context(std::nullopt).trace_id);
+}
