@@ -984,7 +984,7 @@ void ProxyExchange::write_audit_record(int status) {
     if (!identity_->client_id.empty()) record.field("client_id", identity_->client_id);
   }
   record.field("decision", forwarded_ ? "allow" : "deny")
-      .field("reason", forwarded_ ? std::string("ok") : refusal_)
+      .field("reason", forwarded_ ? std::string("ok") : refusal_.empty() ? std::string("client_closed") : refusal_)
       .field("status", static_cast<int64_t>(status))
       .field("credential", forwarded_ && credential_ != nullptr ? credential_->name : std::string("none"));
   if (forwarded_ && upstream_status_ > 0) record.field("upstream_status", static_cast<int64_t>(upstream_status_));
