@@ -1177,6 +1177,17 @@ std::string read_auth_server_ref(const Document& doc, const Field& field, const 
   return read_server_ref(doc, field, servers, {});
 }
 
+// required_scopes, and scopes_supported (default: those, then every scope the policy names).
+void read_auth_scopes(const Document& doc, const MapView& map, const RoutePolicy& policy, RouteAuth& auth) {
+  if (auto scopes = map.find("required_scopes")) auth.required_scopes = read_scopes(doc, *scopes);
+  if (auto scopes = map.find("scopes_supported")) {
+    auth.scopes_supported = read_scopes(doc, *scopes);
+  } else {
+    add_unique(auth.scopes_supported, auth.required_scopes);
+    add_unique(auth.scopes_supported, policy_scopes(policy));
+  }
+}
+
 RouteAuth read_token_auth(const Document& doc, const MapView& map, const RouteConfig& route,
                           const RoutePolicy& policy, const AuthorizationServers& servers, AuthType type) {
   map.check_keys(type == AuthType::Jwt ? kAuthJwtKeys : kAuthLookupKeys, "in the auth of route '" + route.name + "'");
@@ -1185,21 +1196,14 @@ RouteAuth read_token_auth(const Document& doc, const MapView& map, const RouteCo
   auth.server = read_auth_server_ref(doc, map.require("server"), servers, type);
   const auto audience = map.find("audience");
   auth.audiences = audience ? read_audiences(doc, *audience) : std::vector<std::string>{route.resource};
-  if (auto scopes = map.find("required_scopes")) auth.required_scopes = read_scopes(doc, *scopes);
-  if (auto scopes = map.find("scopes_supported")) {
-    auth.scopes_supported = read_scopes(doc, *scopes);
-  } else {
-    add_unique(auth.scopes_supported, auth.required_scopes);
-    add_unique(auth.scopes_supported, policy_scopes(policy));
-  }
+  read_auth_scopes(doc, map, policy, auth);
   if (auto algorithms = map.find("algorithms")) auth.algorithms = read_algorithms(doc, *algorithms);
   read_integer(map, "leeway_s", auth.leeway_s, 0, kMaxLeewayS);
   read_integer(map, "cache_ttl_s", auth.cache_ttl_s, 0);
   return auth;
 }
 
-// A plugins[].name; `hook` says what the reference uses it for (a plugin lacking the hook is
-// found when it is loaded).
+// A plugins[].name (whether the plugin has the hook a reference needs is found when it is loaded).
 std::string read_plugin_ref(const Document& doc, const Field& field, const std::vector<PluginConfig>& plugins) {
   const std::string name = doc.non_empty_string(field);
   const bool known = std::any_of(plugins.begin(), plugins.end(), [&](const PluginConfig& p) { return p.name == name; });
@@ -1213,13 +1217,7 @@ RouteAuth read_plugin_auth(const Document& doc, const MapView& map, const RouteC
   RouteAuth auth;
   auth.type = AuthType::Plugin;
   auth.plugin = read_plugin_ref(doc, map.require("plugin"), plugins);
-  if (auto scopes = map.find("required_scopes")) auth.required_scopes = read_scopes(doc, *scopes);
-  if (auto scopes = map.find("scopes_supported")) {
-    auth.scopes_supported = read_scopes(doc, *scopes);
-  } else {
-    add_unique(auth.scopes_supported, auth.required_scopes);
-    add_unique(auth.scopes_supported, policy_scopes(policy));
-  }
+  read_auth_scopes(doc, map, policy, auth);
   return auth;
 }
 

@@ -50,6 +50,11 @@ struct Resume {
   std::function<void()> resume;  // runs on that loop; must hold only weak references
 };
 
+// The metrics label of a hook's answer: allow, deny or error.
+constexpr std::string_view result_label(mcpgate_result result) {
+  return result == MCPGATE_ALLOW ? "allow" : result == MCPGATE_DENY ? "deny" : "error";
+}
+
 // verify_token's answer, once `done`.
 struct VerifyOutcome {
   bool done = false;

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <array>
 #include <ctime>
 
 #include "auth/extractor.h"
@@ -355,8 +354,8 @@ ProxyExchange::Stage ProxyExchange::verify_with_plugin() {
   }
   if (!plugin_verify_->done) return Stage::Stopped;
   const auto outcome = std::move(plugin_verify_);
-  static constexpr std::array<std::string_view, 4> kResults{"allow", "deny", "error", "error"};
-  worker_.metrics.record_plugin_decision(worker_.index, route.auth.plugin, "verify_token", kResults[outcome->result & 3]);
+  worker_.metrics.record_plugin_decision(worker_.index, route.auth.plugin, "verify_token",
+                                         plugins::result_label(outcome->result));
   if (outcome->result == MCPGATE_ALLOW) {
     identity_ = outcome->identity;
     return Stage::Continue;
@@ -386,8 +385,7 @@ ProxyExchange::Stage ProxyExchange::run_policy_plugins() {
     }
     if (!plugin_decision_->done) return Stage::Stopped;
     const auto decision = std::move(plugin_decision_);
-    static constexpr std::array<std::string_view, 4> kResults{"allow", "deny", "error", "error"};
-    worker_.metrics.record_plugin_decision(worker_.index, name, "authorize", kResults[decision->result & 3]);
+    worker_.metrics.record_plugin_decision(worker_.index, name, "authorize", plugins::result_label(decision->result));
     if (decision->result == MCPGATE_ALLOW) {
       ++policy_step_;
       continue;
