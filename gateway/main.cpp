@@ -14,6 +14,7 @@
 #include "observability/log.h"
 #include "plugins/plugin_host.h"
 #include "proxy/gateway.h"
+#include "proxy/session_envelope.h"
 
 namespace {
 
@@ -129,12 +130,22 @@ int run(const config::ConfigPtr& config, plugins::PluginSetPtr plugins) {
           .field("server", credential.server)
           .field("redirect_uri", public_url + "/oauth/callback")
           .emit();
-  for (const auto& route : config->routes)
+  bool balanced = false;
+  for (const auto& route : config->routes) {
+    std::string upstreams;
+    for (const auto& endpoint : route.upstreams) upstreams += (upstreams.empty() ? "" : " ") + proxy::endpoint_name(endpoint);
+    balanced |= route.upstreams.size() > 1;
     observability::LogEvent(spdlog::level::info, "route")
         .field("name", route.name)
         .field("url", public_url + (route.path == "/" ? "" : route.path))
-        .field("upstream", route.upstream.origin() + route.upstream.path)
+        .field("upstream", upstreams)
         .field("transport", route.transport == config::Transport::Sse ? "sse" : "streamable_http")
+        .emit();
+  }
+  if (balanced && config->session_envelope.keys.empty())
+    observability::LogEvent(spdlog::level::warn,
+                            "session_envelope has no key_file: sessions on routes with several upstream endpoints are "
+                            "sealed under a key made at start, so they end with this process and other replicas reject them")
         .emit();
 
   // Kubernetes updates a mounted ConfigMap or Secret by swapping a symlink, without a signal:

@@ -53,6 +53,7 @@ struct Limits {
   uint32_t idle_timeout_ms = 60000;              // keep-alive connection with no request
   uint32_t request_timeout_ms = 30000;           // to receive one whole request
   std::size_t stream_buffer_bytes = 262144;      // per-connection output high-water mark
+  uint32_t endpoint_skip_ms = 10000;             // an endpoint that refused a connection is left out this long
 };
 
 struct ServerConfig {
@@ -149,10 +150,14 @@ struct RateLimitConfig {
   double refill_interval_ms = 1000;  // period / count of the `rate`
 };
 
+// How a route with several upstream endpoints picks one for a request that no session ties.
+enum class Balancing { RoundRobin, LeastOutstanding };
+
 struct RouteConfig {
   std::string name;
   std::string path;  // begins with '/', no trailing '/' unless it is "/"
-  UpstreamUrl upstream;
+  std::vector<UpstreamUrl> upstreams;  // one or more endpoints, all distinct; legacy SSE: exactly one
+  Balancing balancing = Balancing::RoundRobin;
   Transport transport = Transport::StreamableHttp;
   std::string resource;       // default: public_url + path
   std::string resource_name;  // default: name
@@ -195,6 +200,16 @@ struct TokenStoreConfig {
   uint32_t connect_link_ttl_s = 600;  // how long a connect link handed to a caller stays usable
 };
 
+// The keys sealing 2025-era session ids on multi-endpoint routes (session_envelope). Empty:
+// not configured; the gateway seals under a key made at start.
+struct SessionEnvelopeConfig {
+  struct Key {
+    std::string id;     // key_id: written in clear in front of each envelope
+    std::string bytes;  // 32 bytes
+  };
+  std::vector<Key> keys;  // the sealing key first, then previous ones (open only)
+};
+
 struct Config {
   std::string source_path;
   ServerConfig server;
@@ -203,6 +218,7 @@ struct Config {
   std::map<std::string, AuthorizationServerConfig> authorization_servers;
   std::map<std::string, CredentialConfig> credentials;
   TokenStoreConfig token_store;
+  SessionEnvelopeConfig session_envelope;
   std::vector<PluginConfig> plugins;
   std::vector<RouteConfig> routes;
 };

@@ -482,13 +482,14 @@ std::string read_file(const std::string& path);
 std::string read_secret_file_bytes(const Document& doc, const Field& field);
 
 const KeyRules kTopLevelKeys{
-    {"server", "admin", "log", "authorization_servers", "credentials", "token_store", "plugins", "routes"},
-    {{"session_envelope", "session envelope"}}};
+    {"server", "admin", "log", "authorization_servers", "credentials", "token_store", "session_envelope", "plugins",
+     "routes"},
+    {}};
 const KeyRules kServerKeys{{"listen", "public_url", "tls", "workers", "limits", "shutdown_grace_ms"}, {}};
 const KeyRules kTlsKeys{{"cert_file", "key_file"}, {}};
 const KeyRules kLimitsKeys{{"max_body_bytes", "max_header_bytes", "max_connections", "upstream_timeout_ms",
                             "upstream_connect_timeout_ms", "idle_timeout_ms", "request_timeout_ms",
-                            "stream_buffer_bytes"},
+                            "stream_buffer_bytes", "endpoint_skip_ms"},
                            {}};
 const KeyRules kAdminKeys{{"listen", "token"}, {}};
 const KeyRules kLogKeys{{"level", "format", "access_log", "audit_log"}, {}};
@@ -506,7 +507,7 @@ const KeyRules kTokenStoreKeys{
     {"backend", "redis_url", "key_prefix", "encryption_key_file", "previous_encryption_key_files", "connect_link_ttl_s"},
     {}};
 const KeyRules kRouteKeys{
-    {"name", "path", "upstream", "transport", "resource", "resource_name", "resource_documentation",
+    {"name", "path", "upstream", "load_balancing", "transport", "resource", "resource_name", "resource_documentation",
      "allowed_origins", "auth", "tools", "prompts", "resources", "methods", "filter_tools_list",
      "forward_identity", "upstream_credential", "policy_plugins", "request_plugins", "rate_limits"},
     {}};
@@ -575,6 +576,7 @@ Limits read_limits(const Document& doc, const Field& field) {
   read_integer(map, "idle_timeout_ms", limits.idle_timeout_ms);
   read_integer(map, "request_timeout_ms", limits.request_timeout_ms);
   read_integer(map, "stream_buffer_bytes", limits.stream_buffer_bytes, 4096);
+  read_integer(map, "endpoint_skip_ms", limits.endpoint_skip_ms);
   return limits;
 }
 
@@ -1036,6 +1038,40 @@ TokenStoreConfig read_token_store(const Document& doc, const Field& field) {
   return store;
 }
 
+const KeyRules kSessionEnvelopeKeys{{"key_file", "key_id", "previous_keys"}, {}};
+const KeyRules kSessionKeyKeys{{"key_file", "key_id"}, {}};
+
+// key_id travels in clear in every session id, which is a header value of visible ASCII.
+SessionEnvelopeConfig::Key read_session_key(const Document& doc, const MapView& map) {
+  SessionEnvelopeConfig::Key key;
+  const Field id = map.require("key_id");
+  key.id = doc.non_empty_string(id);
+  const bool id_ok = key.id.size() <= 32 && std::all_of(key.id.begin(), key.id.end(), [](unsigned char c) {
+                       return std::isalnum(c) || c == '-' || c == '_';
+                     });
+  if (!id_ok) doc.fail(id, "a key id has at most 32 letters, digits, '-' and '_'");
+  key.bytes = read_store_key(doc, map.require("key_file"));
+  return key;
+}
+
+SessionEnvelopeConfig read_session_envelope(const Document& doc, const Field& field) {
+  const MapView map(doc, field);
+  map.check_keys(kSessionEnvelopeKeys, "in session_envelope");
+  SessionEnvelopeConfig envelope;
+  envelope.keys.push_back(read_session_key(doc, map));
+  if (auto previous = map.find("previous_keys")) {
+    for (const Field& item : list_items(doc, *previous, "expected a list of {key_file, key_id}")) {
+      const MapView key_map(doc, item);
+      key_map.check_keys(kSessionKeyKeys, "in " + item.path);
+      auto key = read_session_key(doc, key_map);
+      for (const auto& earlier : envelope.keys)
+        if (earlier.id == key.id) doc.fail(item, "key id '" + key.id + "' is used twice");
+      envelope.keys.push_back(std::move(key));
+    }
+  }
+  return envelope;
+}
+
 // ---- Routes ----
 
 std::string read_route_name(const Document& doc, const Field& field) {
@@ -1073,11 +1109,18 @@ std::string read_route_path(const Document& doc, const Field& field) {
   return path;
 }
 
-UpstreamUrl read_upstream(const Document& doc, const Field& field) {
-  if (field.node.IsSequence()) {
-    doc.fail(field, "not supported yet (a list of upstream endpoints; give a single URL)");
+// One URL, or a list of distinct endpoints serving the same MCP server.
+std::vector<UpstreamUrl> read_upstreams(const Document& doc, const Field& field) {
+  if (!field.node.IsSequence()) return {read_url(doc, field)};
+  std::vector<UpstreamUrl> endpoints;
+  for (const Field& item : list_items(doc, field, "expected a URL or a list of URLs")) {
+    UpstreamUrl endpoint = read_url(doc, item);
+    for (const UpstreamUrl& earlier : endpoints)
+      if (earlier.origin() == endpoint.origin() && earlier.path == endpoint.path) doc.fail(item, "this endpoint is listed twice");
+    endpoints.push_back(std::move(endpoint));
   }
-  return read_url(doc, field);
+  if (endpoints.empty()) doc.fail(field, "expected at least one endpoint");
+  return endpoints;
 }
 
 std::string read_resource(const Document& doc, const Field& field) {
@@ -1344,10 +1387,19 @@ RouteConfig read_route(const Document& doc, const Field& field, const Config& co
   route.name = read_route_name(doc, map.require("name"));
   map.check_keys(kRouteKeys, "in route '" + route.name + "'");
   route.path = read_route_path(doc, map.require("path"));
-  route.upstream = read_upstream(doc, map.require("upstream"));
+  const Field upstream = map.require("upstream");
+  route.upstreams = read_upstreams(doc, upstream);
   if (auto transport = map.find("transport")) {
     const bool sse = doc.one_of(*transport, {"streamable_http", "sse"}) == "sse";
     route.transport = sse ? Transport::Sse : Transport::StreamableHttp;
+  }
+  // A legacy SSE session lives in the one upstream process holding its stream, and its POSTs
+  // name the session in the query, where no envelope can carry the endpoint.
+  if (route.transport == Transport::Sse && route.upstreams.size() > 1)
+    doc.fail(upstream, "a legacy SSE route needs a single upstream URL (its sessions cannot move between endpoints)");
+  if (auto balancing = map.find("load_balancing")) {
+    const bool least = doc.one_of(*balancing, {"round_robin", "least_outstanding"}) == "least_outstanding";
+    route.balancing = least ? Balancing::LeastOutstanding : Balancing::RoundRobin;
   }
   auto resource = map.find("resource");
   route.resource = resource ? read_resource(doc, *resource) : config.server.public_url + route.path;
@@ -1441,6 +1493,7 @@ Config read_config(const Document& doc, const YAML::Node& root) {
     config.credentials = read_credentials(doc, *credentials, config.authorization_servers);
   }
   if (auto store = top.find("token_store")) config.token_store = read_token_store(doc, *store);
+  if (auto envelope = top.find_set("session_envelope")) config.session_envelope = read_session_envelope(doc, *envelope);
   if (auto plugins = top.find("plugins")) config.plugins = read_plugins(doc, *plugins);  // routes refer to them
   config.routes = read_routes(doc, top.require("routes"), config);
   return config;

@@ -56,8 +56,15 @@ TokenSealer::TokenSealer(std::vector<std::string> keys) {
   }
 }
 
+TokenSealer::TokenSealer(std::vector<NamedKey> keys) : keys_(std::move(keys)) {
+  if (keys_.empty()) throw std::invalid_argument("a token sealer needs a key");
+  for (const auto& key : keys_)
+    if (key.bytes.size() != 32 || key.id.empty() || key.id.find('.') != std::string::npos)
+      throw std::invalid_argument("sealing keys are 32 bytes with an id without '.'");
+}
+
 std::string TokenSealer::seal(std::string_view plaintext, std::string_view context) const {
-  const Key& key = keys_.front();
+  const NamedKey& key = keys_.front();
   std::string out(kNonceBytes + plaintext.size() + kTagBytes, '\0');
   auto* bytes = reinterpret_cast<unsigned char*>(out.data());
   // Random 96-bit nonces: safe for far more writes than one key will ever see (NIST SP 800-38D).
@@ -79,8 +86,8 @@ std::optional<std::string> TokenSealer::open(std::string_view sealed, std::strin
   const auto dot = sealed.find('.');
   if (dot == std::string_view::npos) return std::nullopt;
   const std::string_view id = sealed.substr(0, dot);
-  const Key* key = nullptr;
-  for (const Key& candidate : keys_)
+  const NamedKey* key = nullptr;
+  for (const NamedKey& candidate : keys_)
     if (candidate.id == id) key = &candidate;
   if (key == nullptr) return std::nullopt;
   const auto raw = core::base64url_decode(sealed.substr(dot + 1));
@@ -109,7 +116,7 @@ std::string TokenSealer::sign(std::string_view purpose, std::string_view data) c
 
 bool TokenSealer::verify(std::string_view purpose, std::string_view data, std::string_view signature) const {
   bool matched = false;
-  for (const Key& key : keys_) {
+  for (const NamedKey& key : keys_) {
     const std::string expected = hmac_sha256(hmac_sha256(key.bytes, purpose), data);
     matched |= expected.size() == signature.size() && CRYPTO_memcmp(expected.data(), signature.data(), expected.size()) == 0;
   }

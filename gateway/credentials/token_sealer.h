@@ -12,8 +12,14 @@ namespace mcpgate::credentials {
 
 class TokenSealer {
  public:
-  // `keys`: 32-byte AES keys, the sealing one first; must not be empty.
+  struct NamedKey {
+    std::string id;     // visible ASCII without '.'
+    std::string bytes;  // 32 bytes
+  };
+  // `keys`: 32-byte AES keys, the sealing one first; must not be empty. Ids are derived.
   explicit TokenSealer(std::vector<std::string> keys);
+  // The same with the ids chosen by the operator (a session envelope's key_id).
+  explicit TokenSealer(std::vector<NamedKey> keys);
 
   // "<key id>.<base64url(nonce | ciphertext | tag)>". `context` (the store key) is bound as
   // associated data, so a sealed value moved to another user's entry does not open.
@@ -28,11 +34,8 @@ class TokenSealer {
   const std::string& sealing_key_id() const { return keys_.front().id; }
 
  private:
-  struct Key {
-    std::string id;  // 8 hex digits of SHA-256(key): names the key, reveals nothing useful
-    std::string bytes;
-  };
-  std::vector<Key> keys_;
+  // Derived ids are 8 hex digits of SHA-256(key): they name the key and reveal nothing useful.
+  std::vector<NamedKey> keys_;
 };
 
 // 32 random bytes from OpenSSL's CSPRNG.

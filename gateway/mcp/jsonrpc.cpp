@@ -63,7 +63,99 @@ JsonRpcInfo inspect_jsonrpc(std::string_view body) {
     return info;
   }
   read_message(root.get(), info, true);
+  json_t* params = json_object_get(root.get(), "params");
+  json_t* meta = json_is_object(params) ? json_object_get(params, "_meta") : nullptr;
+  info.meta_writable = json_is_object(root.get()) && (params == nullptr || json_is_object(params)) &&
+                       (meta == nullptr || json_is_object(meta));
+  if (const char* traceparent = json_string_value(json_object_get(meta, "traceparent"))) info.meta_traceparent = traceparent;
   return info;
+}
+
+namespace {
+
+// Positions in JSON text that the parser has already accepted, so only its shape is followed.
+std::size_t skip_space(std::string_view text, std::size_t at) {
+  while (at < text.size() && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r')) ++at;
+  return at;
+}
+
+// `at` on the opening quote; returns the position after the closing one.
+std::size_t skip_string(std::string_view text, std::size_t at) {
+  for (++at; at < text.size() && text[at] != '"'; ++at)
+    if (text[at] == '\\') ++at;
+  return at + 1;
+}
+
+std::size_t skip_value(std::string_view text, std::size_t at) {
+  if (text[at] == '"') return skip_string(text, at);
+  if (text[at] != '{' && text[at] != '[') {
+    while (at < text.size() && text[at] != ',' && text[at] != '}' && text[at] != ']' && text[at] != ' ' &&
+           text[at] != '\t' && text[at] != '\n' && text[at] != '\r')
+      ++at;
+    return at;
+  }
+  int depth = 0;
+  while (at < text.size()) {
+    const char c = text[at];
+    if (c == '"') {
+      at = skip_string(text, at);
+      continue;
+    }
+    if (c == '{' || c == '[') ++depth;
+    if ((c == '}' || c == ']') && --depth == 0) return at + 1;
+    ++at;
+  }
+  return at;
+}
+
+enum class Member { Found, Absent, Unreadable };
+
+// In the object whose '{' is at `open`: where `key`'s value starts.
+Member find_member(std::string_view text, std::size_t open, std::string_view key, std::size_t& value_at) {
+  std::size_t at = skip_space(text, open + 1);
+  while (at < text.size() && text[at] == '"') {
+    const std::size_t end = skip_string(text, at);
+    const std::string_view name = text.substr(at + 1, end - at - 2);
+    if (name.find('\\') != std::string_view::npos) return Member::Unreadable;
+    at = skip_space(text, skip_space(text, end) + 1);  // past ':'
+    if (name == key) {
+      value_at = at;
+      return Member::Found;
+    }
+    at = skip_space(text, skip_value(text, at));
+    if (at < text.size() && text[at] == ',') at = skip_space(text, at + 1);
+  }
+  return Member::Absent;
+}
+
+}  // namespace
+
+std::optional<std::string> with_meta_traceparent(std::string_view body, std::string_view traceparent) {
+  const std::size_t root = skip_space(body, 0);
+  if (root >= body.size() || body[root] != '{') return std::nullopt;
+  const std::string entry = "\"traceparent\":\"" + std::string(traceparent) + "\"";
+  std::size_t object = root;
+  std::string insert;
+  std::size_t params = 0, meta = 0;
+  switch (find_member(body, root, "params", params)) {
+    case Member::Unreadable: return std::nullopt;
+    case Member::Absent: insert = "\"params\":{\"_meta\":{" + entry + "}}"; break;
+    case Member::Found:
+      object = params;
+      switch (find_member(body, params, "_meta", meta)) {
+        case Member::Unreadable: return std::nullopt;
+        case Member::Absent: insert = "\"_meta\":{" + entry + "}"; break;
+        case Member::Found: object = meta; insert = entry; break;
+      }
+  }
+  if (body[object] != '{') return std::nullopt;
+  const bool empty = body[skip_space(body, object + 1)] == '}';
+  std::string out;
+  out.reserve(body.size() + insert.size() + 1);
+  out.append(body.substr(0, object + 1)).append(insert);
+  if (!empty) out.push_back(',');
+  out.append(body.substr(object + 1));
+  return out;
 }
 
 std::string_view mcp_name_field(std::string_view method) {

@@ -26,6 +26,11 @@ struct JsonRpcInfo {
   std::string name;  // the first message's target name (see JsonRpcTarget)
   bool has_name = false;
   std::vector<JsonRpcTarget> targets;  // every message of a batch; one otherwise
+  // SEP-414 trace context in a single message's params._meta.traceparent (a string; not checked).
+  std::optional<std::string> meta_traceparent;
+  // A single message whose params (absent or an object) and params._meta (absent or an object)
+  // can take a traceparent.
+  bool meta_writable = false;
 };
 
 // The params field a method's Mcp-Name header mirrors ("name", "uri", "taskId"); "" for none.
@@ -36,6 +41,12 @@ std::string_view mcp_name_field(std::string_view method);
 std::optional<std::string> decode_mcp_header_value(std::string_view value);
 
 JsonRpcInfo inspect_jsonrpc(std::string_view body);
+
+// `body` (one JSON-RPC message that inspect_jsonrpc found meta_writable, without a traceparent)
+// with params._meta.traceparent set to `traceparent` (visible ASCII without '"' or '\\'),
+// inserted into the text so every other byte stays as the client sent it. Nullopt when a key
+// on the way is written with escapes, which a text search cannot match safely.
+std::optional<std::string> with_meta_traceparent(std::string_view body, std::string_view traceparent);
 
 // The bounded label for metrics: a known MCP method, else "other" (or "" when none).
 std::string_view metrics_method_label(std::string_view method);

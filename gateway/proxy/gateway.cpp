@@ -43,12 +43,14 @@ struct Gateway::AdminLoop {
 
 Gateway::Gateway(config::ConfigPtr config, plugins::PluginSetPtr plugins, http::TlsContextPtr tls)
     : config_(std::move(config)),
+      fallback_session_key_(credentials::random_key()),
       auth_(std::make_shared<auth::AuthRegistry>(*config_, nullptr)),
       metrics_(config_->server.workers) {
   shared_.sealer = make_sealer(config_->token_store);
   shared_.memory_store = std::make_shared<credentials::MemoryStoreData>();
   shared_.sessions = std::make_shared<mcp::SessionCapabilities>();
   shared_.rate_buckets = std::make_shared<policy::LocalBuckets>();
+  shared_.endpoints = std::make_shared<upstream::EndpointPool>();
   admin_state_.metrics = &metrics_;
   admin_state_.config = [this] {
     std::lock_guard lock(auth_mutex_);
@@ -61,8 +63,11 @@ Gateway::Gateway(config::ConfigPtr config, plugins::PluginSetPtr plugins, http::
       if (server->config().discovery == config::Discovery::Eager && !server->keys()) return false;
     return true;
   };
-  for (unsigned i = 0; i < config_->server.workers; ++i)
+  const auto envelope = make_session_envelope(config_->session_envelope, fallback_session_key_);
+  for (unsigned i = 0; i < config_->server.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, config_, plugins, auth_, tls, metrics_, shared_));
+    workers_.back()->session_envelope = envelope;
+  }
 }
 
 Gateway::~Gateway() = default;
@@ -118,10 +123,12 @@ void Gateway::apply(config::ConfigPtr config, plugins::PluginSetPtr plugins, htt
     registry = std::make_shared<auth::AuthRegistry>(*config, auth_.get());
     auth_ = registry;
   }
+  const auto envelope = make_session_envelope(config->session_envelope, fallback_session_key_);
   for (auto& worker_ptr : workers_) {
     Worker* worker = worker_ptr.get();
-    worker->loop.post([worker, config, plugins, registry, tls] {
+    worker->loop.post([worker, config, plugins, registry, tls, envelope] {
       worker->config = config;
+      worker->session_envelope = envelope;
       worker->plugins = plugins;  // the old set goes when its last request does
       worker->auth = registry;
       worker->tls = tls;

@@ -38,6 +38,7 @@ class Gateway {
   config::ConfigPtr config_;  // written by the control thread; guarded by auth_mutex_ for the admin thread
   mutable std::mutex auth_mutex_;  // guards auth_ and config_, read by the admin thread
   SharedCredentialState shared_;
+  const std::string fallback_session_key_;  // seals session envelopes while the config names no key
   std::shared_ptr<auth::AuthRegistry> auth_;
   observability::Metrics metrics_;
   admin::AdminState admin_state_;

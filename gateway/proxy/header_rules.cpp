@@ -121,20 +121,32 @@ std::string random_hex(std::size_t digits) {
 
 // version "00": 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, ids not all zero. A later
 // version may append fields after the flags ("-..."), which are kept.
-TraceContext trace_context(std::optional<std::string_view> traceparent) {
-  if (traceparent && traceparent->size() >= 55) {
-    const std::string_view value = *traceparent;
-    const std::string_view version = value.substr(0, 2), trace = value.substr(3, 32), parent = value.substr(36, 16),
-                           flags = value.substr(53, 2);
-    const bool shape = value[2] == '-' && value[35] == '-' && value[52] == '-' &&
-                       (value.size() == 55 ? version == "00" : version != "00" && value[55] == '-');
-    if (shape && is_lower_hex(version) && version != "ff" && is_lower_hex(trace) && is_lower_hex(parent) &&
-        is_lower_hex(flags) && trace != std::string(32, '0') && parent != std::string(16, '0'))
-      return {std::string(trace), std::string(value)};
+namespace {
+
+std::optional<TraceContext> valid_trace_context(std::optional<std::string_view> traceparent) {
+  if (!traceparent || traceparent->size() < 55) return std::nullopt;
+  const std::string_view value = *traceparent;
+  const std::string_view version = value.substr(0, 2), trace = value.substr(3, 32), parent = value.substr(36, 16),
+                         flags = value.substr(53, 2);
+  const bool shape = value[2] == '-' && value[35] == '-' && value[52] == '-' &&
+                     (value.size() == 55 ? version == "00" : version != "00" && value[55] == '-');
+  if (shape && is_lower_hex(version) && version != "ff" && is_lower_hex(trace) && is_lower_hex(parent) &&
+      is_lower_hex(flags) && trace != std::string(32, '0') && parent != std::string(16, '0'))
+    return TraceContext{std::string(trace), std::string(value), TraceContext::Source::Header};
+  return std::nullopt;
+}
+
+}  // namespace
+
+TraceContext trace_context(std::optional<std::string_view> header, std::optional<std::string_view> meta) {
+  if (auto from_header = valid_trace_context(header)) return std::move(*from_header);
+  if (auto from_meta = valid_trace_context(meta)) {
+    from_meta->source = TraceContext::Source::Meta;
+    return std::move(*from_meta);
   }
   std::string trace = random_hex(32);
-  std::string header = "00-" + trace + "-" + random_hex(16) + "-00";
-  return {std::move(trace), std::move(header)};
+  std::string traceparent = "00-" + trace + "-" + random_hex(16) + "-00";
+  return {std::move(trace), std::move(traceparent), TraceContext::Source::Made};
 }
 
 }  // namespace mcpgate::proxy

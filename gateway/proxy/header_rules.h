@@ -31,13 +31,16 @@ http::HeaderList client_response_headers(const http::HeaderList& upstream);
 
 bool is_event_stream(const http::HeaderList& headers);
 
-// W3C Trace Context for one request: a valid `traceparent` from the client is kept and its trace
-// id is the request's; an absent or invalid one is replaced by a new, unsampled one.
+// W3C Trace Context for one request: the client's `traceparent` header, else its body's
+// params._meta.traceparent (SEP-414), is kept when valid and its trace id is the request's;
+// with neither valid a new, unsampled one is made.
 struct TraceContext {
+  enum class Source { Header, Meta, Made };
   std::string trace_id;     // 32 lowercase hex
   std::string traceparent;  // what goes upstream
+  Source source = Source::Made;
 };
-TraceContext trace_context(std::optional<std::string_view> traceparent);
+TraceContext trace_context(std::optional<std::string_view> header, std::optional<std::string_view> meta = std::nullopt);
 
 // forward_identity: X-MCP-Subject, X-MCP-Scopes (space-separated), X-MCP-Client-Id,
 // with control characters removed (claims are signed, not necessarily clean).

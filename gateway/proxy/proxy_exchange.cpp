@@ -59,6 +59,7 @@ ProxyExchange::ProxyExchange(http::Connection& connection, Worker& worker)
       worker_(worker),
       config_(worker.config),
       plugins_(worker.plugins),
+      envelope_(worker.session_envelope),
       started_at_(std::chrono::steady_clock::now()) {}
 
 ProxyExchange::~ProxyExchange() {
@@ -67,9 +68,15 @@ ProxyExchange::~ProxyExchange() {
 }
 
 void ProxyExchange::start() {
-  auto trace = trace_context(connection_.request().headers.get("traceparent"));
+  const auto& request = connection_.request();
+  if (request.method == "POST" && !request.body.empty()) {
+    rpc_ = mcp::inspect_jsonrpc(request.body);
+    if (rpc_.is_jsonrpc) jsonrpc_id_ = rpc_.id_json;
+  }
+  auto trace = trace_context(request.headers.get("traceparent"), rpc_.meta_traceparent);
   trace_id_ = std::move(trace.trace_id);
   traceparent_ = std::move(trace.traceparent);
+  trace_from_header_ = trace.source == TraceContext::Source::Header;
   if (check_request() != Stage::Continue) return;
   if (check_mcp_headers() != Stage::Continue) return;
   continue_from_authentication();
@@ -82,16 +89,64 @@ void ProxyExchange::continue_from_authentication() {
   if (authorize() != Stage::Continue) return;
   if (run_policy_plugins() != Stage::Continue) return;
   if (check_rate_limits() != Stage::Continue) return;
+  if (choose_endpoint() != Stage::Continue) return;
   if (choose_credential() != Stage::Continue) return;
   forward();
 }
 
+ProxyExchange::Stage ProxyExchange::choose_endpoint() {
+  const auto& route = *match_.route;
+  if (route.upstreams.size() == 1 || endpoint_.held()) return Stage::Continue;  // one endpoint, or resumed
+  if (auto envelope = connection_.request().headers.get("Mcp-Session-Id")) {
+    // A session lives in one endpoint's memory: an id no key opens, or naming an endpoint
+    // the route no longer lists, is a session this gateway cannot reach (404: start anew).
+    auto target = envelope_->unwrap(route.name, *envelope);
+    std::size_t index = route.upstreams.size();
+    if (target)
+      for (std::size_t i = 0; i < route.upstreams.size(); ++i)
+        if (endpoint_name(route.upstreams[i]) == target->endpoint) index = i;
+    if (index == route.upstreams.size()) {
+      respond_error(404, "session_not_found", "unknown session: start a new one");
+      return Stage::Responded;
+    }
+    session_ = std::move(target);
+    endpoint_ = worker_.shared.endpoints->hold(route, index);
+  } else {
+    endpoint_ = worker_.shared.endpoints->choose(route, tried_endpoints_);
+  }
+  tried_endpoints_.push_back(endpoint_.index());
+  return Stage::Continue;
+}
+
+const config::UpstreamUrl& ProxyExchange::endpoint() const {
+  return match_.route->upstreams[endpoint_.held() ? endpoint_.index() : 0];
+}
+
+bool ProxyExchange::retry_on_another_endpoint() {
+  const auto& route = *match_.route;
+  endpoint_.mark_unreachable(config_->server.limits.endpoint_skip_ms);
+  if (session_) return false;  // the session died with its endpoint
+  auto next = worker_.shared.endpoints->choose(route, tried_endpoints_);
+  if (!next.held()) return false;
+  observability::LogEvent(spdlog::level::warn, "upstream endpoint unreachable; trying another")
+      .field("route", route.name)
+      .field("endpoint", endpoint_name(endpoint()))
+      .field("trace_id", trace_id_)
+      .emit();
+  endpoint_ = std::move(next);
+  tried_endpoints_.push_back(endpoint_.index());
+  retired_transfer_ = std::move(transfer_);  // its callback is still on the stack
+  if (!retry_waiter_) retry_waiter_ = std::make_shared<auth::Waiter>([this] {
+    if (!client_gone_) forward();
+  });
+  worker_.loop.post([weak = std::weak_ptr<auth::Waiter>(retry_waiter_)] {
+    if (auto waiter = weak.lock()) waiter->resume();
+  });
+  return true;
+}
+
 ProxyExchange::Stage ProxyExchange::check_request() {
   const auto& request = connection_.request();
-  if (request.method == "POST" && !request.body.empty()) {
-    rpc_ = mcp::inspect_jsonrpc(request.body);
-    if (rpc_.is_jsonrpc) jsonrpc_id_ = rpc_.id_json;
-  }
   match_ = match_route(*config_, request.path);
   if (match_.route == nullptr) {
     respond_error(404, "not_found", "no route for this path");
@@ -672,11 +727,13 @@ void ProxyExchange::forward() {
   const auto& request = connection_.request();
   const auto& route = *match_.route;
   const auto& limits = config_->server.limits;
-  ForwardingFacts facts{connection_.peer_address(), connection_.is_tls(), route.upstream.origin().substr(route.upstream.scheme.size() + 3)};
+  const auto& upstream = endpoint();
+  ForwardingFacts facts{connection_.peer_address(), connection_.is_tls(), upstream.origin().substr(upstream.scheme.size() + 3)};
   upstream::UpstreamRequest upstream_request;
   upstream_request.method = request.method;
-  upstream_request.url = upstream_url_for(match_, request.query);
+  upstream_request.url = upstream_url_for(match_, upstream, request.query);
   upstream_request.headers = upstream_request_headers(request.headers, facts);
+  if (session_) upstream_request.headers.set("Mcp-Session-Id", session_->upstream_session);
   if (route.forward_identity && identity_) add_identity_headers(*identity_, upstream_request.headers);
   if (!route.request_plugins.empty()) {
     const auto& views = plugin_views();
@@ -693,6 +750,14 @@ void ProxyExchange::forward() {
   }
   upstream_request.headers.set("traceparent", traceparent_);
   upstream_request.body = &request.body;  // the Connection keeps the request until the response ends
+  // 2026-07-28 messages carry a client's trace context in params._meta as well (SEP-414). A trace
+  // the gateway started goes in the header only: bodies stay as sent unless the client traces.
+  const auto version = request.headers.get("MCP-Protocol-Version");
+  if (trace_from_header_ && version && *version >= "2026-07-28" && rpc_.meta_writable && !rpc_.meta_traceparent &&
+      upstream_body_.empty()) {
+    if (auto traced = mcp::with_meta_traceparent(request.body, traceparent_)) upstream_body_ = std::move(*traced);
+  }
+  if (!upstream_body_.empty()) upstream_request.body = &upstream_body_;
   upstream_request.connect_timeout_ms = limits.upstream_connect_timeout_ms;
   upstream_request.response_timeout_ms = limits.upstream_timeout_ms;
   forwarded_ = true;
@@ -709,6 +774,15 @@ void ProxyExchange::on_response_head(int status, http::HeaderList headers) {
     return;
   }
   upstream_seconds_ = seconds_since(upstream_started_at_);
+  if (match_.route->upstreams.size() > 1)
+    if (auto upstream_session = headers.get("Mcp-Session-Id")) {
+      // The client holds the envelope, never the endpoint's own id; an unchanged id keeps the
+      // envelope the client sent.
+      std::string sealed = session_ && session_->upstream_session == *upstream_session
+                               ? std::string(*connection_.request().headers.get("Mcp-Session-Id"))
+                               : envelope_->wrap(match_.route->name, {endpoint_name(endpoint()), std::string(*upstream_session)});
+      headers.set("Mcp-Session-Id", std::move(sealed));
+    }
   if (rpc_.method == "initialize" && rpc_.is_request && !rpc_.is_batch)
     if (auto session = headers.get("Mcp-Session-Id"))
       worker_.shared.sessions->remember(std::string(*session),
@@ -777,7 +851,7 @@ void ProxyExchange::relay_endpoint_events(const char* data, std::size_t length) 
       connection_.send_body(raw->data(), raw->size());
       continue;
     }
-    auto mapped = mcp::gateway_endpoint_for(event.data, match_.route->upstream, match_.route->path);
+    auto mapped = mcp::gateway_endpoint_for(event.data, endpoint(), match_.route->path);
     if (!mapped) {
       spdlog::error("route '{}': upstream endpoint event names another origin; closing the stream", match_.route->name);
       transfer_->cancel();
@@ -891,6 +965,13 @@ void ProxyExchange::on_transfer_done(upstream::TransferError error, const std::s
     connection_.abort();
     return;
   }
+  if (error == upstream::TransferError::Unreachable && endpoint_.held()) {
+    if (retry_on_another_endpoint()) return;
+    if (session_) {
+      respond_error(404, "session_not_found", "the session's upstream endpoint is unavailable: start a new session");
+      return;
+    }
+  }
   if (error == upstream::TransferError::Timeout) {
     respond_error(504, "upstream_timeout", "the upstream did not answer in time");
   } else {
@@ -967,6 +1048,7 @@ void ProxyExchange::complete(int status) {
   if (!rpc_.method.empty()) line.field("rpc_method", rpc_.method);
   if (rpc_.method == "tools/call" && rpc_.has_name) line.field("tool", rpc_.name);
   if (upstream_seconds_ >= 0) line.field("upstream_ms", upstream_seconds_ * 1000);
+  if (forwarded_ && match_.route->upstreams.size() > 1) line.field("endpoint", endpoint_name(endpoint()));
   line.emit();
 }
 

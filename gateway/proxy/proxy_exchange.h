@@ -49,6 +49,11 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   // policy_plugins: each plugin's authorize, for each message, in order; may wait for an answer.
   Stage run_policy_plugins();
   Stage check_rate_limits();
+  // Multi-endpoint routes: the endpoint the client's session names, else one the pool picks.
+  Stage choose_endpoint();
+  const config::UpstreamUrl& endpoint() const;
+  // An endpoint refused the connection before anything was sent: another one, if any is left.
+  bool retry_on_another_endpoint();
   void respond_rate_limited(const std::string& limit, int64_t retry_after_ms);
   // How a plugin that answers later wakes this exchange (on its loop, only while it lives).
   plugins::Resume plugin_resume();
@@ -85,6 +90,7 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   Worker& worker_;
   config::ConfigPtr config_;  // the snapshot this request started with
   plugins::PluginSetPtr plugins_;  // and its plugins
+  SessionEnvelopePtr envelope_;    // and its session envelope keys
   RouteMatch match_;
   mcp::JsonRpcInfo rpc_;
   std::optional<std::string> jsonrpc_id_;  // set when the client spoke JSON-RPC
@@ -115,6 +121,12 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   bool replayed_ = false;
   std::unique_ptr<upstream::Transfer> retired_transfer_;  // the refused attempt, kept until the exchange dies
   std::unique_ptr<upstream::Transfer> transfer_;
+  // Multi-endpoint routes only: the endpoint this request holds, those tried, and the session
+  // the client's envelope named (its upstream id replaces the envelope towards the endpoint).
+  upstream::EndpointLease endpoint_;
+  std::vector<std::size_t> tried_endpoints_;
+  std::optional<SessionTarget> session_;
+  std::shared_ptr<auth::Waiter> retry_waiter_;  // resumes forward() on the next endpoint
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point upstream_started_at_;
   double upstream_seconds_ = -1;
@@ -131,6 +143,8 @@ class ProxyExchange : public http::Exchange, public upstream::TransferSink {
   bool completed_ = false;
   std::string trace_id_;     // W3C trace id (32 hex): the client's, or made here
   std::string traceparent_;  // what the upstream gets
+  bool trace_from_header_ = false;  // the client sent a valid traceparent header
+  std::string upstream_body_;  // the body with params._meta.traceparent added, when it was; else empty
   bool audited_ = false;     // reached authentication: the outcome is an authorization decision
   bool forwarded_ = false;
   std::string refusal_;      // the reason of the gateway's own answer, when it gave one

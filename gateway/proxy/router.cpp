@@ -49,8 +49,7 @@ bool has_dot_segment(std::string_view path) {
   return false;
 }
 
-std::string upstream_url_for(const RouteMatch& match, std::string_view query) {
-  const auto& upstream = match.route->upstream;
+std::string upstream_url_for(const RouteMatch& match, const config::UpstreamUrl& upstream, std::string_view query) {
   std::string url = upstream.origin();
   if (match.route->transport == config::Transport::Sse && !match.rest.empty()) {
     url.append(match.rest);

@@ -20,8 +20,9 @@ RouteMatch match_route(const config::Config& config, std::string_view path);
 // such a path could climb out of the route's upstream path.
 bool has_dot_segment(std::string_view path);
 
-// The upstream URL for `match`. Streamable HTTP: upstream path + rest. Legacy SSE:
-// the route path itself is the SSE stream; `rest` is a path on the upstream origin.
-std::string upstream_url_for(const RouteMatch& match, std::string_view query);
+// The URL on `endpoint` (one of the route's upstreams) for `match`. Streamable HTTP: the
+// endpoint's path + rest. Legacy SSE: the route path itself is the SSE stream; `rest` is a
+// path on the upstream origin.
+std::string upstream_url_for(const RouteMatch& match, const config::UpstreamUrl& endpoint, std::string_view query);
 
 }  // namespace mcpgate::proxy

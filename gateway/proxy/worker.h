@@ -21,17 +21,21 @@
 #include "observability/metrics.h"
 #include "plugins/plugin_host.h"
 #include "policy/rate_limit.h"
+#include "proxy/session_envelope.h"
 #include "upstream/curl_multi.h"
+#include "upstream/endpoint_pool.h"
 #include "upstream/http_fetch.h"
 
 namespace mcpgate::proxy {
 
-// What the loops of one process share: upstream credential state and rate-limit buckets.
+// What the loops of one process share: upstream credential state, rate-limit buckets and the
+// load of multi-endpoint upstreams.
 struct SharedCredentialState {
   std::shared_ptr<const credentials::TokenSealer> sealer;   // store key material, fixed at start
   std::shared_ptr<credentials::MemoryStoreData> memory_store;  // the memory backend's map
   std::shared_ptr<mcp::SessionCapabilities> sessions;      // what 2025-era sessions declared
   std::shared_ptr<policy::LocalBuckets> rate_buckets;      // rate limits without a shared store
+  std::shared_ptr<upstream::EndpointPool> endpoints;       // outstanding requests and health per endpoint
 };
 
 struct Worker {
@@ -53,6 +57,7 @@ struct Worker {
   std::shared_ptr<plugins::LoopRef> loop_ref = std::make_shared<plugins::LoopRef>(&loop);
   std::shared_ptr<auth::AuthRegistry> auth;  // authorization servers of that snapshot
   http::TlsContextPtr tls;    // the context new connections use
+  SessionEnvelopePtr session_envelope;  // seals session ids on multi-endpoint routes; set with `config`
   auth::TokenCache token_cache;
   credentials::ServiceTokens service_tokens;  // client_credentials and token_exchange tokens of this loop
   SharedCredentialState shared;

@@ -700,6 +700,51 @@ describe('audit log and traceparent (JWT route, real oidc-provider)', () => {
     assert.equal(generatedIds.size, invalid.length, 'each generated trace id is new');
   });
 
+  const modernHeaders = (tool) => ({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': tool });
+
+  it('2026-07-28: the traceparent also reaches the upstream in params._meta (SEP-414), every other body byte as sent', async () => {
+    const tp = makeTraceparent();
+    const body = `{"jsonrpc":"2.0","id":61,"method":"tools/call","params":{"name":"probe_meta","arguments":{"n":1.10,"s":"\\u00e9"}}}`;
+    const res = await mcpPost(notesUrl, body, {
+      headers: { authorization: `Bearer ${tokens.reader}`, traceparent: tp.header, ...modernHeaders('probe_meta') },
+    });
+    assert.equal(res.status, 200, res.text);
+    const seen = echo.requests.at(-1);
+    assert.equal(seen.headers.traceparent, tp.header);
+    assert.equal(JSON.parse(seen.body).params._meta.traceparent, tp.header);
+    assert.equal(seen.body, body.replace('"params":{', `"params":{"_meta":{"traceparent":"${tp.header}"},`));
+    assert.equal(Number(seen.headers['content-length']), Buffer.byteLength(seen.body));
+  });
+
+  it('2026-07-28: a traceparent only in params._meta is the trace: sent upstream as the header, logged, the body untouched', async () => {
+    const tp = makeTraceparent();
+    const body = JSON.stringify({
+      jsonrpc: '2.0', id: 62, method: 'tools/call',
+      params: { name: 'probe_meta_only', arguments: {}, _meta: { traceparent: tp.header, progressToken: 3 } },
+    });
+    const res = await mcpPost(notesUrl, body, {
+      headers: { authorization: `Bearer ${tokens.reader}`, ...modernHeaders('probe_meta_only') },
+    });
+    assert.equal(res.status, 200, res.text);
+    const seen = echo.requests.at(-1);
+    assert.equal(seen.headers.traceparent, tp.header);
+    assert.equal(seen.body, body);
+    const a = await waitAudit((l) => l.tool === 'probe_meta_only', 'the call with _meta.traceparent only');
+    assert.equal(a.trace_id, tp.traceId);
+  });
+
+  it('2025-era requests keep their body as sent: the trace context goes in the header only', async () => {
+    const tp = makeTraceparent();
+    const body = JSON.stringify(toolCall('probe_meta_legacy', 63));
+    const res = await mcpPost(notesUrl, body, {
+      headers: { authorization: `Bearer ${tokens.reader}`, traceparent: tp.header, 'mcp-protocol-version': '2025-11-25' },
+    });
+    assert.equal(res.status, 200, res.text);
+    const seen = echo.requests.at(-1);
+    assert.equal(seen.body, body);
+    assert.equal(seen.headers.traceparent, tp.header);
+  });
+
   it('no audit line (nor any log line) carries the token', async () => {
     const lines = auditLines();
     assert.ok(lines.length >= 6, `audit lines so far: ${lines.length}`);

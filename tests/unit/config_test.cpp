@@ -221,10 +221,10 @@ routes:
   const RouteConfig& notes = config->routes[0];
   CHECK(notes.name == "notes");
   CHECK(notes.path == "/notes");
-  CHECK(notes.upstream.scheme == "https");
-  CHECK(notes.upstream.host == "notes.internal");
-  CHECK(notes.upstream.port == 8443);
-  CHECK(notes.upstream.path == "/mcp/v1");
+  CHECK(notes.upstreams.at(0).scheme == "https");
+  CHECK(notes.upstreams.at(0).host == "notes.internal");
+  CHECK(notes.upstreams.at(0).port == 8443);
+  CHECK(notes.upstreams.at(0).path == "/mcp/v1");
   CHECK(notes.transport == Transport::StreamableHttp);
   CHECK(notes.resource == "https://mcp.example.com/notes");
   CHECK(notes.resource_name == "Notes");
@@ -235,7 +235,7 @@ routes:
   const RouteConfig& legacy = config->routes[1];
   CHECK(legacy.name == "legacy.sse_1");
   CHECK(legacy.path == "/");
-  CHECK(legacy.upstream.origin() == "http://[::1]:3002");
+  CHECK(legacy.upstreams.at(0).origin() == "http://[::1]:3002");
   CHECK(legacy.transport == Transport::Sse);
   CHECK(legacy.resource == "https://mcp.example.com/");
   CHECK(legacy.resource_name == "legacy.sse_1");
@@ -286,7 +286,7 @@ TEST_CASE("config: upstream path defaults to / and the scheme's port is filled i
       "    path: /a\n"
       "    upstream: \"http://upstream.local\"\n"
       "    auth: {type: none}\n"));
-  const UpstreamUrl& upstream = config->routes.at(0).upstream;
+  const UpstreamUrl& upstream = config->routes.at(0).upstreams.at(0);
   CHECK(upstream.path == "/");
   CHECK(upstream.port == 80);
   CHECK(upstream.origin() == "http://upstream.local:80");
@@ -350,7 +350,7 @@ routes:
 )");
   CHECK(config->admin.token == "a: #{b} 'c\" [d]");
   CHECK(config->server.workers == 3);
-  CHECK(config->routes.at(0).upstream.origin() == "http://10.0.0.7:3001");
+  CHECK(config->routes.at(0).upstreams.at(0).origin() == "http://10.0.0.7:3001");
   CHECK(config->routes.at(0).resource_name == "cost: ${NOT_A_VAR} and $$ and $");
 }
 
@@ -405,17 +405,6 @@ TEST_CASE("config: unknown keys name the key and where it is") {
                      "unknown key 'foo' in route 'notes'");
   CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://h/\"\n    auth: {type: none, foo: 1}\n"),
                      "test.yaml:7:24: ", "unknown key 'foo' in the auth of route 'notes'");
-}
-
-TEST_CASE("config: top-level sections of later capabilities are not supported yet") {
-  for (const char* key : {"session_envelope"}) {
-    for (const char* value : {" {a: 1}", " [x]", "", " {}", " []", " null"}) {
-      CAPTURE(key);
-      CAPTURE(value);
-      const std::string yaml = with_route(kRouteBody) + key + ":" + value + "\n";
-      CHECK_CONFIG_ERROR(yaml, "test.yaml:8:1: ", std::string(key) + ": not supported yet (");
-    }
-  }
 }
 
 TEST_CASE("config: rate limits: per, tool, rate, burst and names") {
@@ -554,17 +543,36 @@ TEST_CASE("config: auth is required and must be a map with a type") {
                      "routes[0].auth: expected a map (got a scalar)");
 }
 
-TEST_CASE("config: a list of upstreams is not supported yet") {
-  CHECK_CONFIG_ERROR(
-      with_route("    path: /n\n    upstream: [\"http://10.0.0.5:3001/mcp\", \"http://10.0.0.6:3001/mcp\"]\n"
-                 "    auth: {type: none}\n"),
-      "test.yaml:6:15: ", "routes[0].upstream: not supported yet (");
+TEST_CASE("config: a route's upstream may list several endpoints") {
+  const ConfigPtr config = load(with_route(
+      "    path: /n\n    upstream: [\"http://10.0.0.5:3001/mcp\", \"https://10.0.0.6/v2\"]\n    auth: {type: none}\n"));
+  const auto& route = config->routes.at(0);
+  REQUIRE(route.upstreams.size() == 2);
+  CHECK(route.upstreams[0].origin() == "http://10.0.0.5:3001");
+  CHECK(route.upstreams[1].origin() == "https://10.0.0.6:443");
+  CHECK(route.upstreams[1].path == "/v2");
+  CHECK(route.balancing == Balancing::RoundRobin);
+  CHECK(config->server.limits.endpoint_skip_ms == 10000);
+  CHECK(load(with_route("    path: /n\n    upstream: [\"http://a/\", \"http://b/\"]\n    load_balancing: least_outstanding\n"
+                        "    auth: {type: none}\n"))
+            ->routes.at(0)
+            .balancing == Balancing::LeastOutstanding);
+  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: [\"http://a/\", \"http://a:80/\"]\n    auth: {type: none}\n"),
+                     "test.yaml:6:29: ", "routes[0].upstream[1]: this endpoint is listed twice");
+  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: []\n    auth: {type: none}\n"), "test.yaml:6:15: ",
+                     "routes[0].upstream: expected at least one endpoint");
+  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: [\"http://a/\", \"ftp://b/\"]\n    auth: {type: none}\n"),
+                     "test.yaml:6:29: ", "routes[0].upstream[1]: invalid URL");
+  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: [\"http://a/sse\", \"http://b/sse\"]\n    transport: sse\n"
+                                "    auth: {type: none}\n"),
+                     "test.yaml:6:15: ", "routes[0].upstream: a legacy SSE route needs a single upstream URL");
+  CHECK_CONFIG_ERROR(with_route("    path: /n\n    upstream: \"http://a/\"\n    load_balancing: random\n    auth: {type: none}\n"),
+                     "test.yaml:7:21: ", "expected one of round_robin, least_outstanding (got 'random')");
 }
 
-TEST_CASE("config: the design's full config is rejected as not supported yet, not as unknown") {
-  // authorization_servers, the jwt route parts, every credential type (static, passthrough,
-  // client_credentials, token_exchange, delegated) and the token store are supported now; the
-  // session envelope, plugins and rate_limits are not.
+TEST_CASE("config: the design's full config loads") {
+  // Every section of the design loads; its session envelope key file is read at load (with a
+  // real file in "config: session_envelope keys").
   // The user-facing shape from the design (shared/design/config.yaml), abridged.
   const std::string server = R"(server:
   listen: "0.0.0.0:8443"
@@ -606,7 +614,7 @@ credentials:
   const std::string token_store = R"(token_store:
   backend: memory
 )";
-  const std::string unsupported_sections = R"(session_envelope:
+  const std::string file_sections = R"(session_envelope:
   key_file: /etc/mcpgate/session.key
   key_id: k1
 plugins:
@@ -639,9 +647,14 @@ plugins:
   ScopedEnv admin_token("MCPGATE_ADMIN_TOKEN", nullptr);  // keys are checked before any value
   ScopedEnv client_secret("MCPGATE_CLIENT_SECRET", nullptr);
   ScopedEnv api_key("UPSTREAM_API_KEY", nullptr);
-  // token_store (lines 36-37) loads; the first section not supported yet is the session envelope.
-  CHECK_CONFIG_ERROR(server + supported_sections + token_store + unsupported_sections + routes, "test.yaml:38:1: ",
-                     "session_envelope: not supported yet (");
+  {
+    // token_store (lines 36-37) loads; the session envelope's key file (line 39) does not exist here.
+    ScopedEnv early_token("MCPGATE_ADMIN_TOKEN", "t");
+    ScopedEnv early_secret("MCPGATE_CLIENT_SECRET", "s");
+    ScopedEnv early_key("UPSTREAM_API_KEY", "k");
+    CHECK_CONFIG_ERROR(server + supported_sections + token_store + file_sections + routes, "test.yaml:39:13: ",
+                       "session_envelope.key_file: cannot read the file '/etc/mcpgate/session.key'");
+  }
 
   ScopedEnv set_token("MCPGATE_ADMIN_TOKEN", "t");
 
@@ -650,9 +663,9 @@ plugins:
   ScopedEnv set_secret("MCPGATE_CLIENT_SECRET", "s");
   CHECK_CONFIG_ERROR(server + supported_sections + routes, "test.yaml:35:12: ",
                      "credentials.api-key.value: environment variable 'UPSTREAM_API_KEY' is not set");
-  // With it set, everything but the session envelope loads: the plugin and the rate limit too.
+  // With it set, everything but the session envelope (no key file here) loads: the plugin and the rate limit too.
   ScopedEnv set_api_key("UPSTREAM_API_KEY", "k3y");
-  const std::string plugins = unsupported_sections.substr(unsupported_sections.find("plugins:"));
+  const std::string plugins = file_sections.substr(file_sections.find("plugins:"));
   const ConfigPtr full = load(server + supported_sections + token_store + plugins + routes);
   CHECK(full->plugins.at(0).name == "api-keys");
   CHECK(full->plugins.at(0).path == "/usr/lib/mcpgate/plugins/libmcpgate_apikey.so");
@@ -1374,9 +1387,9 @@ TEST_CASE("config: the example configs in config/ load cleanly") {
   CHECK(quickstart->admin.listen.to_string() == "127.0.0.1:9090");
   REQUIRE(quickstart->routes.size() == 3);
   CHECK(quickstart->routes[0].name == "everything");
-  CHECK(quickstart->routes[0].upstream.origin() == "http://127.0.0.1:3001");
+  CHECK(quickstart->routes[0].upstreams.at(0).origin() == "http://127.0.0.1:3001");
   CHECK(quickstart->routes[1].transport == Transport::Sse);
-  CHECK(quickstart->routes[1].upstream.path == "/sse");
+  CHECK(quickstart->routes[1].upstreams.at(0).path == "/sse");
   CHECK(quickstart->routes[2].auth.type == AuthType::Jwt);
   CHECK(quickstart->routes[2].auth.server == "demo");
   CHECK(quickstart->routes[2].filter_tools_list);
@@ -2265,4 +2278,32 @@ TEST_CASE("config: private_key_jwt clients sign with an RSA (2048+) or P-256 key
   // A secret-based method still needs the secret, even when a key is there.
   CHECK(contains(error_for(with_signing_client(", private_key_file: " + rsa, "client_secret_basic")),
                  "needs client.id and client.secret"));
+}
+
+TEST_CASE("config: session_envelope keys") {
+  TempDir dir;
+  const std::string current = dir.write("session.key", to_hex(store_key(3)) + "\n");
+  const std::string old = dir.write("old.key", to_base64(store_key(4)) + "\n");
+  CHECK(load(with_route(kRouteBody))->session_envelope.keys.empty());
+  const ConfigPtr config = load(with_sections("session_envelope:\n  key_file: " + current + "\n  key_id: k2\n"
+                                              "  previous_keys:\n    - {key_file: " + old + ", key_id: k1}\n"));
+  const auto& keys = config->session_envelope.keys;
+  REQUIRE(keys.size() == 2);
+  CHECK(keys[0].id == "k2");
+  CHECK(keys[0].bytes == store_key(3));
+  CHECK(keys[1].id == "k1");
+  CHECK(keys[1].bytes == store_key(4));
+  CHECK_CONFIG_ERROR(with_sections("session_envelope:\n  key_file: " + current + "\n"), "test.yaml:4:3: ",
+                     "session_envelope: missing required key 'key_id'");
+  CHECK_CONFIG_ERROR(with_sections("session_envelope:\n  key_id: k1\n"), "test.yaml:4:3: ",
+                     "session_envelope: missing required key 'key_file'");
+  CHECK_CONFIG_ERROR(with_sections("session_envelope:\n  key_file: " + current + "\n  key_id: \"k.1\"\n"), "test.yaml:5:11: ",
+                     "session_envelope.key_id: a key id has at most 32 letters, digits, '-' and '_'");
+  CHECK_CONFIG_ERROR(with_sections("session_envelope:\n  key_file: " + current + "\n  key_id: k1\n  previous_keys:\n"
+                                   "    - {key_file: " + old + ", key_id: k1}\n"),
+                     "test.yaml:7:7: ", "session_envelope.previous_keys[0]: key id 'k1' is used twice");
+  CHECK_CONFIG_ERROR(with_sections("session_envelope:\n  key_file: " + dir.write("short.key", "abc") + "\n  key_id: k1\n"),
+                     "test.yaml:4:13: ", "session_envelope.key_file: a store key file must hold 32 bytes");
+  CHECK_CONFIG_ERROR(with_sections("session_envelope:\n  key_file: " + current + "\n  key_id: k1\n  rotate: true\n"),
+                     "test.yaml:6:3: ", "unknown key 'rotate' in session_envelope");
 }

@@ -251,3 +251,43 @@ TEST_CASE("jsonrpc: the metrics label does not point into the caller's string") 
   method.assign("xxxxxxxxxx");
   CHECK(label == "tools/call");
 }
+
+TEST_CASE("jsonrpc: params._meta.traceparent is read, and where one can be written") {
+  const auto with_meta = inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"traceparent":"00-x"}}})");
+  CHECK(with_meta.meta_traceparent == std::optional<std::string>("00-x"));
+  CHECK(with_meta.meta_writable);
+  CHECK(inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"ping"})").meta_writable);
+  CHECK_FALSE(inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"ping"})").meta_traceparent);
+  CHECK_FALSE(inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"ping","params":[1]})").meta_writable);
+  CHECK_FALSE(inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":null}})").meta_writable);
+  CHECK_FALSE(inspect_jsonrpc(R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])").meta_writable);
+  CHECK_FALSE(inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"t","params":{"_meta":{"traceparent":7}}})").meta_traceparent);
+}
+
+TEST_CASE("jsonrpc: with_meta_traceparent adds the key and keeps every other byte") {
+  using mcpgate::mcp::with_meta_traceparent;
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::string entry = R"("traceparent":")" + tp + R"(")";
+  CHECK(with_meta_traceparent(R"({"jsonrpc":"2.0","id":1,"method":"ping"})", tp) ==
+        R"({"params":{"_meta":{)" + entry + R"(}},"jsonrpc":"2.0","id":1,"method":"ping"})");
+  // Numbers, spacing and escapes in the arguments pass untouched.
+  const std::string args = R"({"n": 1.10, "fine": 2.50000000000000000001, "s": "a\"b\u00e9"})";
+  const std::string call = "{ \"jsonrpc\":\"2.0\", \"id\":\"x\", \"method\":\"tools/call\",\n \"params\" : { \"name\":\"t\", \"arguments\": " + args + " } }";
+  const auto traced = with_meta_traceparent(call, tp);
+  REQUIRE(traced);
+  CHECK(*traced == "{ \"jsonrpc\":\"2.0\", \"id\":\"x\", \"method\":\"tools/call\",\n \"params\" : {\"_meta\":{" + entry +
+                        "}, \"name\":\"t\", \"arguments\": " + args + " } }");
+  CHECK(inspect_jsonrpc(*traced).meta_traceparent == std::optional<std::string>(tp));
+  CHECK(inspect_jsonrpc(*traced).name == "t");
+  // An existing _meta keeps its keys; empty objects take no comma.
+  CHECK(with_meta_traceparent(R"({"params":{"_meta":{"progressToken":5},"name":"t"},"id":1})", tp) ==
+        R"({"params":{"_meta":{)" + entry + R"(,"progressToken":5},"name":"t"},"id":1})");
+  CHECK(with_meta_traceparent(R"({"params":{"_meta":{ }},"id":1})", tp) == R"({"params":{"_meta":{)" + entry + R"( }},"id":1})");
+  CHECK(with_meta_traceparent(R"({"id":1,"params":{}})", tp) == R"({"id":1,"params":{"_meta":{)" + entry + R"(}}})");
+  // A key written with escapes could be "params" in disguise: no edit.
+  CHECK_FALSE(with_meta_traceparent(R"({"par\u0061ms":{"name":"t"},"id":1})", tp));
+  CHECK_FALSE(with_meta_traceparent(R"({"params":{"_met\u0061":{}},"id":1})", tp));
+  // Other members with values of every kind before params are skipped correctly.
+  const auto skipped = with_meta_traceparent(R"({"a":[1,{"params":2},"]"],"b":{"x":"}"},"c":true,"d":null,"params":{"k":1}})", tp);
+  CHECK(skipped == R"({"a":[1,{"params":2},"]"],"b":{"x":"}"},"c":true,"d":null,"params":{"_meta":{)" + entry + R"(},"k":1}})");
+}

@@ -252,3 +252,18 @@ TEST_CASE("trace context: a valid traceparent is kept, anything else is replaced
   }
   CHECK(trace_context(std::nullopt).trace_id != trace_context(std::nullopt).trace_id);
 }
+
+TEST_CASE("trace context: the header wins over params._meta.traceparent, which wins over a new one") {
+  using mcpgate::proxy::trace_context;
+  const std::string header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::string meta = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  CHECK(trace_context(header, meta).traceparent == header);
+  CHECK(trace_context(header, meta).source == mcpgate::proxy::TraceContext::Source::Header);
+  CHECK(trace_context(std::nullopt, meta).source == mcpgate::proxy::TraceContext::Source::Meta);
+  CHECK(trace_context(std::nullopt, meta).traceparent == meta);
+  CHECK(trace_context(std::string("garbage"), meta).trace_id == "0af7651916cd43dd8448eb211c80319c");
+  const auto made = trace_context(std::nullopt, std::string("00-zz"));
+  CHECK(made.trace_id != "0af7651916cd43dd8448eb211c80319c");
+  CHECK(made.traceparent.size() == 55);
+  CHECK(made.source == mcpgate::proxy::TraceContext::Source::Made);
+}

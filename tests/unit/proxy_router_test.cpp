@@ -20,9 +20,14 @@ config::RouteConfig make_route(std::string name, std::string path, const std::st
   config::RouteConfig route;
   route.name = std::move(name);
   route.path = std::move(path);
-  route.upstream = config::parse_upstream_url(upstream);
+  route.upstreams = {config::parse_upstream_url(upstream)};
   route.transport = transport;
   return route;
+}
+
+// The URL a request maps to on the first route's first endpoint.
+std::string url_on_first_endpoint(const config::Config& config, std::string_view path, std::string_view query) {
+  return upstream_url_for(match_route(config, path), config.routes.at(0).upstreams.at(0), query);
 }
 
 config::Config make_config(std::vector<config::RouteConfig> routes) {
@@ -114,7 +119,7 @@ TEST_CASE("router: ordinary paths, including dot files, have no dot segment") {
 TEST_CASE("router: streamable HTTP upstream URL is the upstream path plus the rest") {
   const auto config = make_config({make_route("s", "/github", "http://127.0.0.1:9001/mcp")});
   auto url = [&](std::string_view path, std::string_view query) {
-    return upstream_url_for(match_route(config, path), query);
+    return url_on_first_endpoint(config, path, query);
   };
   CHECK(url("/github", "") == "http://127.0.0.1:9001/mcp");
   CHECK(url("/github/x", "") == "http://127.0.0.1:9001/mcp/x");
@@ -124,34 +129,34 @@ TEST_CASE("router: streamable HTTP upstream URL is the upstream path plus the re
 
 TEST_CASE("router: a trailing slash on the upstream base path is not doubled") {
   const auto config = make_config({make_route("s", "/r", "http://127.0.0.1:9001/mcp/")});
-  CHECK(upstream_url_for(match_route(config, "/r"), "") == "http://127.0.0.1:9001/mcp/");
-  CHECK(upstream_url_for(match_route(config, "/r/x"), "") == "http://127.0.0.1:9001/mcp/x");
+  CHECK(url_on_first_endpoint(config, "/r", "") == "http://127.0.0.1:9001/mcp/");
+  CHECK(url_on_first_endpoint(config, "/r/x", "") == "http://127.0.0.1:9001/mcp/x");
 }
 
 TEST_CASE("router: an upstream at the origin root") {
   const auto config = make_config({make_route("s", "/r", "http://127.0.0.1:9001")});
-  CHECK(upstream_url_for(match_route(config, "/r"), "") == "http://127.0.0.1:9001/");
-  CHECK(upstream_url_for(match_route(config, "/r/x"), "q=1") == "http://127.0.0.1:9001/x?q=1");
+  CHECK(url_on_first_endpoint(config, "/r", "") == "http://127.0.0.1:9001/");
+  CHECK(url_on_first_endpoint(config, "/r/x", "q=1") == "http://127.0.0.1:9001/x?q=1");
 }
 
 TEST_CASE("router: root route to a streamable upstream") {
   const auto config = make_config({make_route("root", "/", "https://mcp.example.com/v1/mcp")});
-  CHECK(upstream_url_for(match_route(config, "/"), "") == "https://mcp.example.com:443/v1/mcp");
-  CHECK(upstream_url_for(match_route(config, "/x"), "") == "https://mcp.example.com:443/v1/mcp/x");
+  CHECK(url_on_first_endpoint(config, "/", "") == "https://mcp.example.com:443/v1/mcp");
+  CHECK(url_on_first_endpoint(config, "/x", "") == "https://mcp.example.com:443/v1/mcp/x");
 }
 
 TEST_CASE("router: legacy SSE: the route path is the stream, the rest is a path on the origin") {
   const auto config =
       make_config({make_route("legacy", "/legacy", "http://127.0.0.1:9005/base/sse", config::Transport::Sse)});
-  CHECK(upstream_url_for(match_route(config, "/legacy"), "") == "http://127.0.0.1:9005/base/sse");
-  CHECK(upstream_url_for(match_route(config, "/legacy/message"), "sessionId=abc") ==
+  CHECK(url_on_first_endpoint(config, "/legacy", "") == "http://127.0.0.1:9005/base/sse");
+  CHECK(url_on_first_endpoint(config, "/legacy/message", "sessionId=abc") ==
         "http://127.0.0.1:9005/message?sessionId=abc");
-  CHECK(upstream_url_for(match_route(config, "/legacy/base/message"), "sessionId=abc") ==
+  CHECK(url_on_first_endpoint(config, "/legacy/base/message", "sessionId=abc") ==
         "http://127.0.0.1:9005/base/message?sessionId=abc");
-  CHECK(upstream_url_for(match_route(config, "/legacy"), "x=1") == "http://127.0.0.1:9005/base/sse?x=1");
+  CHECK(url_on_first_endpoint(config, "/legacy", "x=1") == "http://127.0.0.1:9005/base/sse?x=1");
 }
 
 TEST_CASE("router: IPv6 upstream keeps its brackets") {
   const auto config = make_config({make_route("v6", "/v6", "http://[::1]:9001/mcp")});
-  CHECK(upstream_url_for(match_route(config, "/v6/x"), "") == "http://[::1]:9001/mcp/x");
+  CHECK(url_on_first_endpoint(config, "/v6/x", "") == "http://[::1]:9001/mcp/x");
 }
