@@ -965,12 +965,16 @@ void ProxyExchange::on_transfer_done(upstream::TransferError error, const std::s
     connection_.abort();
     return;
   }
-  if (error == upstream::TransferError::Unreachable && endpoint_.held()) {
-    if (retry_on_another_endpoint()) return;
-    if (session_) {
-      respond_error(404, "session_not_found", "the session's upstream endpoint is unavailable: start a new session");
-      return;
-    }
+  if (error == upstream::TransferError::Unreachable) {
+    const std::string failed_endpoint = endpoint_name(endpoint());
+    const bool retried = endpoint_.held() && retry_on_another_endpoint();
+    worker_.metrics.record_upstream_unreachable(worker_.index, match_.route->name, failed_endpoint,
+                                                retried ? "retried" : "failed");
+    if (retried) return;
+  }
+  if (error == upstream::TransferError::Unreachable && session_) {
+    respond_error(404, "session_not_found", "the session's upstream endpoint is unavailable: start a new session");
+    return;
   }
   if (error == upstream::TransferError::Timeout) {
     respond_error(504, "upstream_timeout", "the upstream did not answer in time");

@@ -19,8 +19,10 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import {
   LEGACY_PROTOCOL_VERSION,
   TIME_SCALE,
+  getMetrics,
   makeTempDir,
   mcpPost,
+  metricValue,
   openRawSession,
   startEverything,
   startGateway,
@@ -233,5 +235,10 @@ describe('scale-out: several endpoints per route, sessions sealed in an envelope
     const lost = await mcpPost(`${gwA.url}/everything`, echoCall(9), { headers: sessionHeaders(orphan) });
     assert.equal(lost.status, 404, lost.text);
     assert.equal(lost.json?.id, 9);
+    const { samples: metrics } = await getMetrics(gwA);
+    const unreachable = (result) =>
+      metricValue(metrics, 'mcpgate_upstream_unreachable_total', { route: 'everything', endpoint: everything[1].url, result });
+    assert.equal(unreachable('retried'), 1, 'the new session that met the stopped endpoint went to the other one');
+    assert.equal(unreachable('failed'), 1, 'the orphaned session could not be served');
   });
 });
