@@ -1,15 +1,24 @@
 #include "auth/extractor.h"
 
-#include <cctype>
+#include <array>
 
 namespace mcpgate::auth {
 namespace {
 
+// RFC 6750 b64token characters, as a table: every request's token is checked byte by byte.
+constexpr std::array<bool, 256> kToken68 = [] {
+  std::array<bool, 256> table{};
+  for (unsigned char c = '0'; c <= '9'; ++c) table[c] = true;
+  for (unsigned char c = 'a'; c <= 'z'; ++c) table[c] = true;
+  for (unsigned char c = 'A'; c <= 'Z'; ++c) table[c] = true;
+  for (unsigned char c : std::string_view("-._~+/=")) table[c] = true;
+  return table;
+}();
+
 bool is_token68(std::string_view text) {
   if (text.empty()) return false;
   for (unsigned char c : text)
-    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '='))
-      return false;
+    if (!kToken68[c]) return false;
   return true;
 }
 

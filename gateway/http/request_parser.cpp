@@ -101,7 +101,7 @@ RequestParser::Status RequestParser::read_header_lines(evbuffer* input) {
     request_.header_bytes += length + 2;
     if (request_.header_bytes > max_header_bytes_)
       return fail(431, "headers_too_large", "request header block exceeds the limit");
-    std::string text(line.get(), length);
+    const std::string_view text(line.get(), length);
     Status status;
     if (state_ == State::RequestLine) {
       if (text.empty() && request_.header_bytes <= 4) {  // tolerate a stray CRLF between requests
@@ -119,14 +119,14 @@ RequestParser::Status RequestParser::read_header_lines(evbuffer* input) {
   return Status::NeedMore;
 }
 
-RequestParser::Status RequestParser::parse_request_line(const std::string& line) {
+RequestParser::Status RequestParser::parse_request_line(std::string_view line) {
   const auto sp1 = line.find(' ');
-  const auto sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
-  if (sp2 == std::string::npos || line.find(' ', sp2 + 1) != std::string::npos)
+  const auto sp2 = sp1 == std::string_view::npos ? std::string_view::npos : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
     return fail(400, "bad_request", "malformed request line");
   request_.method = line.substr(0, sp1);
   request_.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  const std::string version = line.substr(sp2 + 1);
+  const std::string_view version = line.substr(sp2 + 1);
   if (!is_token(request_.method)) return fail(400, "bad_request", "malformed request method");
   if (request_.target.empty() || request_.target[0] != '/' || has_control_chars(request_.target))
     return fail(400, "bad_request", "request target must be an absolute path");
@@ -147,14 +147,14 @@ RequestParser::Status RequestParser::parse_request_line(const std::string& line)
   return Status::NeedMore;
 }
 
-RequestParser::Status RequestParser::parse_header_line(const std::string& line) {
+RequestParser::Status RequestParser::parse_header_line(std::string_view line) {
   if (line[0] == ' ' || line[0] == '\t')
     return fail(400, "bad_request", "obsolete header line folding is not accepted");
   const auto colon = line.find(':');
-  if (colon == std::string::npos) return fail(400, "bad_request", "malformed header field");
+  if (colon == std::string_view::npos) return fail(400, "bad_request", "malformed header field");
   std::string_view name(line.data(), colon);
   if (!is_token(name)) return fail(400, "bad_request", "malformed header field name");
-  std::string_view value = trim_ows(std::string_view(line).substr(colon + 1));
+  std::string_view value = trim_ows(line.substr(colon + 1));
   if (has_control_chars(value)) return fail(400, "bad_request", "control character in header value");
   if (++header_fields_ > kMaxHeaderFields)
     return fail(431, "headers_too_large", "too many header fields");

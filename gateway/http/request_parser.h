@@ -38,8 +38,8 @@ class RequestParser {
 
   Status fail(int status, std::string reason, std::string message);
   Status read_header_lines(evbuffer* input);
-  Status parse_request_line(const std::string& line);
-  Status parse_header_line(const std::string& line);
+  Status parse_request_line(std::string_view line);
+  Status parse_header_line(std::string_view line);
   Status finish_headers();
   Status read_fixed_body(evbuffer* input);
   Status read_chunked_body(evbuffer* input);

@@ -9,10 +9,16 @@
 
 namespace mcpgate::upstream {
 
-// One per socket curl watches; curl hands it back as `watch` (curl_multi_assign).
+// One per socket curl watches; curl hands it back as `watch` (curl_multi_assign). The event
+// is reassigned in place when curl changes what it waits for.
 struct CurlMulti::SocketWatch {
   event* ev = nullptr;
 };
+
+namespace {
+// Enough for the transfers one loop usually runs at once; more are made and freed as needed.
+constexpr std::size_t kMaxIdleEasyHandles = 64;
+}  // namespace
 
 CurlMulti::CurlMulti(event_base* base)
     : base_(base), multi_(curl_multi_init()), timer_(evtimer_new(base, &CurlMulti::on_timeout, this)) {
@@ -28,7 +34,25 @@ CurlMulti::~CurlMulti() {
   // Transfers are removed by their owners first; cleanup releases cached connections
   // and calls on_socket(CURL_POLL_REMOVE) for their watches.
   curl_multi_cleanup(multi_);
+  for (CURL* easy : idle_easy_) curl_easy_cleanup(easy);
   event_free(timer_);
+}
+
+CURL* CurlMulti::take_easy() {
+  if (idle_easy_.empty()) return curl_easy_init();
+  CURL* easy = idle_easy_.back();
+  idle_easy_.pop_back();
+  return easy;
+}
+
+void CurlMulti::give_back_easy(CURL* easy) {
+  if (easy == nullptr) return;
+  if (idle_easy_.size() >= kMaxIdleEasyHandles) {
+    curl_easy_cleanup(easy);
+    return;
+  }
+  curl_easy_reset(easy);  // options and callbacks cleared; connections stay in the multi's cache
+  idle_easy_.push_back(easy);
 }
 
 void CurlMulti::add(CURL* easy) { curl_multi_add_handle(multi_, easy); }
@@ -47,15 +71,16 @@ int CurlMulti::on_socket(CURL*, curl_socket_t fd, int what, void* self, void* wa
     curl_multi_assign(multi->multi_, fd, nullptr);
     return 0;
   }
-  if (watch == nullptr) {
-    watch = new SocketWatch;
-    curl_multi_assign(multi->multi_, fd, watch);
-  } else {
-    event_free(watch->ev);
-  }
   const short kind = static_cast<short>(((what & CURL_POLL_IN) ? EV_READ : 0) |
                                         ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
-  watch->ev = event_new(multi->base_, fd, kind, &CurlMulti::on_socket_event, multi);
+  if (watch == nullptr) {
+    watch = new SocketWatch;
+    watch->ev = event_new(multi->base_, fd, kind, &CurlMulti::on_socket_event, multi);
+    curl_multi_assign(multi->multi_, fd, watch);
+  } else {
+    event_del(watch->ev);
+    event_assign(watch->ev, multi->base_, fd, kind, &CurlMulti::on_socket_event, multi);
+  }
   event_add(watch->ev, nullptr);
   return 0;
 }

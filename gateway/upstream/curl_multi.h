@@ -4,6 +4,8 @@
 
 #include <curl/curl.h>
 
+#include <vector>
+
 struct event;
 struct event_base;
 
@@ -23,6 +25,11 @@ class CurlMulti {
   void add(CURL* easy);
   // Stops it. Never call from inside a curl callback.
   void remove(CURL* easy);
+  // An easy handle for a new transfer: a reset one from earlier transfers when there is one
+  // (curl keeps its buffers, so a request costs no handle setup), else a new one.
+  CURL* take_easy();
+  // Returns a handle that is no longer added; kept for reuse up to a bound, else cleaned up.
+  void give_back_easy(CURL* easy);
 
  private:
   struct SocketWatch;
@@ -36,6 +43,7 @@ class CurlMulti {
   event_base* base_;
   CURLM* multi_;
   event* timer_;
+  std::vector<CURL*> idle_easy_;  // reset handles, owned here
 };
 
 }  // namespace mcpgate::upstream

@@ -36,12 +36,12 @@ Transfer::Transfer(CurlMulti& multi, TransferSink& sink, UpstreamRequest request
     : multi_(multi),
       sink_(sink),
       request_(std::move(request)),
-      easy_(curl_easy_init()),
+      easy_(multi.take_easy()),
       response_timer_(evtimer_new(multi.base(), &Transfer::on_response_timeout, this)) {}
 
 Transfer::~Transfer() {
   cancel();
-  curl_easy_cleanup(easy_);
+  multi_.give_back_easy(easy_);
   curl_slist_free_all(header_list_);
   event_free(response_timer_);
 }
