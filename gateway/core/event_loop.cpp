@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
 #include <stdexcept>
 
 namespace mcpgate::core {
@@ -15,7 +16,23 @@ void enable_libevent_threads() {
   if (result != 0) throw std::runtime_error("libevent: pthreads support unavailable");
 }
 
-EventLoop::EventLoop() : base_(event_base_new()) {
+namespace {
+
+// epoll with a change list: a socket's interest changed several times in one loop round (curl
+// switching a reused connection between send and receive, a write enabled then flushed) costs
+// one epoll_ctl, not one per change. No fd is dup()ed into the loop, the change list's caveat.
+event_base* new_event_base() {
+  const std::unique_ptr<event_config, decltype(&event_config_free)> config(event_config_new(), &event_config_free);
+  if (config) {
+    event_config_set_flag(config.get(), EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    if (event_base* base = event_base_new_with_config(config.get())) return base;
+  }
+  return event_base_new();
+}
+
+}  // namespace
+
+EventLoop::EventLoop() : base_(new_event_base()) {
   if (base_ == nullptr) throw std::runtime_error("libevent: event_base_new failed");
   // Persistent user events: activated by event_active(), never by I/O.
   posted_event_ = event_new(base_, -1, EV_PERSIST, &EventLoop::on_posted, this);
