@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "core/json.h"
+#include "credentials/token_endpoint.h"
 
 namespace mcpgate::admin {
 namespace {
@@ -104,7 +105,7 @@ void AdminExchange::put_tokens(const credentials::UserKey& user) {
   if (refresh != nullptr) tokens.refresh_token = json_string_value(refresh);
   if (scope != nullptr) tokens.scope = json_string_value(scope);
   if (expires_at != nullptr) tokens.expires_at = json_integer_value(expires_at);
-  if (expires_in != nullptr) tokens.expires_at = now + json_integer_value(expires_in);
+  if (expires_in != nullptr) tokens.expires_at = credentials::expiry_after(now, json_integer_value(expires_in));
   tokens.updated_at = now;
   // Owner of the callback: the admin loop's store; it touches this exchange only while it lives.
   state_.token_store->save(user, tokens, [this, gone = gone_](credentials::StoreStatus status) {

@@ -5,6 +5,8 @@
 
 #include <array>
 
+#include "core/base64url.h"
+
 namespace mcpgate::auth {
 namespace {
 
@@ -84,9 +86,24 @@ bool cjose_key_matches(const cjose_jwk_t* key, KeyType type, size_t bits) {
   return false;
 }
 
+// The key's numbers are base64url strings (RFC 7518 §6): checked here, because cjose aborts the
+// process on some malformed Base64 instead of failing the import, and a JWKS comes from the IdP.
+bool key_members_decode(json_t* object, KeyType type) {
+  static constexpr std::array<const char*, 2> kRsaMembers{"n", "e"}, kEcMembers{"x", "y"};
+  for (const char* member : type == KeyType::Rsa ? kRsaMembers : kEcMembers) {
+    const char* text = json_string_value(json_object_get(object, member));
+    if (text == nullptr || *text == '\0') return false;
+    const auto decoded = core::base64url_decode(text);
+    if (!decoded || decoded->empty()) return false;
+  }
+  return true;
+}
+
 std::optional<Jwk> usable_key(json_t* object) {
   if (!json_is_object(object) || !allows_verify(object)) return std::nullopt;
-  if (json_object_get(object, "d") != nullptr) return std::nullopt;  // private material has no place in a JWKS
+  // Private material has no place in a JWKS (and would be decoded by cjose unchecked).
+  for (const char* member : {"d", "p", "q", "dp", "dq", "qi"})
+    if (json_object_get(object, member) != nullptr) return std::nullopt;
   const std::optional<KeyType> type = declared_key_type(object);
   if (!type) return std::nullopt;
   Jwk jwk;
@@ -94,6 +111,7 @@ std::optional<Jwk> usable_key(json_t* object) {
   jwk.alg = string_member(object, "alg");
   if (!jwk.alg.empty() && key_type_for_alg(jwk.alg) != type) return std::nullopt;
   jwk.type = *type;
+  if (!key_members_decode(object, jwk.type)) return std::nullopt;
   cjose_err err;
   jwk.key.reset(cjose_jwk_import_json(reinterpret_cast<cjose_header_t*>(object), &err));
   if (!jwk.key) return std::nullopt;

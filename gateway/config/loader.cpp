@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <jansson.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <memory>
 #include <string_view>
 #include <thread>
@@ -1463,16 +1465,38 @@ std::vector<RouteConfig> read_routes(const Document& doc, const Field& field, co
 
 // ---- Document ----
 
+// Notes where documents start and nothing else: counting documents without building them.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 YAML::Node parse_yaml(const Document& doc, const std::string& text) {
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(text);
+    // At most two documents are looked for: yaml-cpp 0.7's LoadAll never returns on a stray ','
+    // (each call "finds" another empty document), which would hang `check` and reloads.
+    std::istringstream input(text);
+    YAML::Parser parser(input);
+    DocumentStarts documents;
+    while (documents.starts.size() < 2 && parser.HandleNextDocument(documents)) {
+    }
+    if (documents.starts.size() > 1) doc.fail(documents.starts[1], "expected a single YAML document");
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     doc.fail(e.mark, e.msg);
   }
-  if (documents.empty() || documents[0].IsNull()) doc.fail(YAML::Mark(), "the config is empty");
-  if (documents.size() > 1) doc.fail(documents[1].Mark(), "expected a single YAML document");
-  return documents[0];
+  if (!root || root.IsNull()) doc.fail(YAML::Mark(), "the config is empty");
+  return root;
 }
 
 Config read_config(const Document& doc, const YAML::Node& root) {

@@ -96,8 +96,8 @@ void ServiceTokens::request_token(const config::CredentialConfig& credential, co
                          json_t* expires_in = json_object_get(answer.get(), "expires_in");
                          entry->access_token = token;
                          entry->obtained_at = now_s();
-                         entry->expires_at =
-                             entry->obtained_at + (json_is_integer(expires_in) ? json_integer_value(expires_in) : kDefaultLifetimeS);
+                         entry->expires_at = expiry_after(
+                             entry->obtained_at, json_is_integer(expires_in) ? json_integer_value(expires_in) : kDefaultLifetimeS);
                        }
                        auth::resume_waiters(entry->waiters);
                      });

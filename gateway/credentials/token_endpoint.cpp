@@ -3,6 +3,7 @@
 #include <jansson.h>
 
 #include <algorithm>
+#include <limits>
 #include <ctime>
 #include <memory>
 
@@ -90,6 +91,12 @@ bool renewal_due(int64_t obtained_at, int64_t expires_at, int64_t refresh_before
   if (expires_at == 0) return false;
   const int64_t margin = std::min<int64_t>(refresh_before_s, std::max<int64_t>(0, expires_at - obtained_at) / 2);
   return expires_at - margin <= now;
+}
+
+int64_t expiry_after(int64_t now, int64_t expires_in) {
+  constexpr int64_t kMaxLifetimeS = int64_t{10} * 365 * 86400;
+  const int64_t lifetime = std::clamp<int64_t>(expires_in, 0, kMaxLifetimeS);
+  return now > std::numeric_limits<int64_t>::max() - lifetime ? std::numeric_limits<int64_t>::max() : now + lifetime;
 }
 
 }  // namespace mcpgate::credentials

@@ -32,4 +32,8 @@ std::string token_error_code(const upstream::FetchResult& result);
 // short-lived tokens are still used. expires_at 0 (unknown): never proactively.
 bool renewal_due(int64_t obtained_at, int64_t expires_at, int64_t refresh_before_s, int64_t now);
 
+// When a token issued at `now` with `expires_in` seconds (a token endpoint's or an operator's
+// number, untrusted) expires: its lifetime is capped at ten years, so no sum overflows.
+int64_t expiry_after(int64_t now, int64_t expires_in);
+
 }  // namespace mcpgate::credentials

@@ -10,6 +10,7 @@
 #include "core/base64url.h"
 
 #include "core/json.h"
+#include "credentials/token_endpoint.h"
 
 namespace mcpgate::credentials {
 namespace {
@@ -61,7 +62,7 @@ std::optional<UserTokens> tokens_from_token_response(const std::string& body, co
   if (const char* text = json_string_value(expires_in); text != nullptr && *text != '\0' && std::strlen(text) < 12 &&
                                                          std::strspn(text, "0123456789") == std::strlen(text))
     lifetime = std::strtoll(text, nullptr, 10);
-  if (lifetime > 0) tokens.expires_at = now + lifetime;
+  if (lifetime > 0) tokens.expires_at = expiry_after(now, lifetime);
   tokens.updated_at = now;
   return tokens;
 }

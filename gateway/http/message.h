@@ -61,4 +61,8 @@ struct HttpRequest {
   std::size_t header_bytes = 0;  // request line + fields as received
 };
 
+// True when the path has a "." or ".." segment, literal or percent-encoded:
+// such a path could climb out of the route's upstream path.
+bool has_dot_segment(std::string_view path);
+
 }  // namespace mcpgate::http

@@ -232,6 +232,8 @@ RequestParser::Status RequestParser::read_chunked_body(evbuffer* input) {
         if (evbuffer_get_length(input) > kMaxChunkLine) return fail(400, "bad_request", "chunk line too long");
         return Status::NeedMore;
       }
+      // The same limit for a line that arrived whole, so the outcome never depends on the reads.
+      if (length > kMaxChunkLine) return fail(400, "bad_request", "chunk line too long");
       std::string_view text(line.get(), length);
       if (state_ == State::ChunkDataEnd) {
         if (!text.empty()) return fail(400, "bad_request", "malformed chunk terminator");

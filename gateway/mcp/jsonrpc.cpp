@@ -179,6 +179,8 @@ std::optional<std::string> decode_mcp_header_value(std::string_view value) {
   if (length < 0) return std::nullopt;
   std::size_t padding = 0;
   for (std::size_t i = encoded.size(); i > 0 && encoded[i - 1] == '='; --i) ++padding;
+  // Base64 pads with at most two '='; more ("====") is not Base64 and would underflow the length.
+  if (padding > 2 || padding > static_cast<std::size_t>(length)) return std::nullopt;
   decoded.resize(static_cast<std::size_t>(length) - padding);
   return decoded;
 }

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "http/message.h"
+
 namespace mcpgate::mcp {
 namespace {
 
@@ -148,6 +150,12 @@ std::optional<std::string> gateway_endpoint_for(std::string_view endpoint, const
   }
   std::string gateway(route_path == "/" ? "" : route_path);
   gateway.append(path);
+  // What the client will resolve must stay a path under this route on this host: no "//host" or
+  // "/\\host" (another host to a browser's URL parser), no dot segments (another route).
+  const std::string_view gateway_path = std::string_view(gateway).substr(0, gateway.find_first_of("?#"));
+  if (gateway_path.rfind("//", 0) == 0 || gateway_path.find('\\') != std::string_view::npos ||
+      http::has_dot_segment(gateway_path))
+    return std::nullopt;
   return gateway;
 }
 

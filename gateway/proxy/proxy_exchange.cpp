@@ -153,7 +153,7 @@ ProxyExchange::Stage ProxyExchange::check_request() {
     return Stage::Responded;
   }
   const auto& route = *match_.route;
-  if (has_dot_segment(request.path)) {
+  if (http::has_dot_segment(request.path)) {
     respond_error(400, "bad_request", "dot segments are not allowed in the path");
     return Stage::Responded;
   }

@@ -16,9 +16,6 @@ struct RouteMatch {
 // Longest path prefix on a segment boundary ("/a" matches "/a" and "/a/b", not "/ab").
 RouteMatch match_route(const config::Config& config, std::string_view path);
 
-// True when the path has a "." or ".." segment, literal or percent-encoded:
-// such a path could climb out of the route's upstream path.
-bool has_dot_segment(std::string_view path);
 
 // The URL on `endpoint` (one of the route's upstreams) for `match`. Streamable HTTP: the
 // endpoint's path + rest. Legacy SSE: the route path itself is the SSE stream; `rest` is a

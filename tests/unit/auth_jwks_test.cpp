@@ -101,3 +101,20 @@ TEST_CASE("jwks: the sets are movable and shareable") {
   CHECK(shared->size() == 1);
   CHECK(shared->find("e", "ES256") != nullptr);
 }
+
+TEST_CASE("jwks: regression (fuzzing): malformed Base64 in key members is ignored, never handed to cjose") {
+  // cjose asserted (aborting the process) on "A=" as an RSA modulus.
+  std::string error;
+  const auto set = JwkSet::parse(jwks({R"({"kty":"RSA","kid":"k1","use":"sig","n":"A=","e":"AQAB"})",
+                                       R"({"kty":"RSA","kid":"k2","n":"AAAAA","e":"AQAB"})",
+                                       R"({"kty":"RSA","kid":"k3","n":"","e":"AQAB"})",
+                                       R"({"kty":"RSA","kid":"k4","n":7,"e":"AQAB"})",
+                                       R"({"kty":"EC","crv":"P-256","kid":"k5","x":"A=","y":"AAAA"})",
+                                       R"({"kty":"RSA","kid":"k6","n":"AQAB","e":"AQAB","p":"A="})",
+                                       public_jwk(rsa_key(), R"({"kid":"good"})")}),
+                                 &error);
+  REQUIRE(set);
+  CHECK(set->size() == 1);
+  CHECK(set->ignored() == 6);
+  CHECK(set->keys()[0].kid == "good");
+}

@@ -380,7 +380,11 @@ TEST_CASE("config: YAML syntax errors carry the position") {
 TEST_CASE("config: an empty document, several documents, or a non-map top level are errors") {
   CHECK_CONFIG_ERROR("", "test.yaml:1:1: ", "the config is empty");
   CHECK_CONFIG_ERROR("# only a comment\n", "test.yaml:1:1: ", "the config is empty");
-  CHECK_CONFIG_ERROR(with_route(kRouteBody) + "---\nserver: {}\n", "test.yaml:9:1: ", "expected a single YAML document");
+  // The position of the second document's "---".
+  CHECK_CONFIG_ERROR(with_route(kRouteBody) + "---\nserver: {}\n", "test.yaml:8:1: ", "expected a single YAML document");
+  // Regression (fuzzing): yaml-cpp 0.7's LoadAll never returned on a stray ','.
+  CHECK_CONFIG_ERROR(",", "test.yaml:", "");
+  CHECK_CONFIG_ERROR(with_route(kRouteBody) + "---\n,", "test.yaml:8:1: ", "expected a single YAML document");
   CHECK_CONFIG_ERROR("- server\n", "test.yaml:1:1: ", "expected a map (got a list)");
 }
 

@@ -916,3 +916,12 @@ TEST_CASE("token store: two stores on two loops sharing one memory map see each 
   REQUIRE(first.save(alice, sample_tokens("at-3")) == StoreStatus::Ok);
   CHECK(other_prefix.load(alice).first == StoreStatus::NotFound);
 }
+
+TEST_CASE("token lifetimes: regression (fuzzing): huge or negative expires_in never overflows") {
+  const auto huge = credentials::tokens_from_token_response(R"({"access_token":"a","expires_in":9223372036854775807})", nullptr, 1000);
+  REQUIRE(huge);
+  CHECK(huge->expires_at == 1000 + int64_t{10} * 365 * 86400);
+  CHECK(credentials::expiry_after(1000, -5) == 1000);
+  CHECK(credentials::expiry_after(1000, 3600) == 4600);
+  CHECK(credentials::expiry_after(INT64_MAX - 10, INT64_MAX) > 0);
+}

@@ -614,3 +614,19 @@ TEST_CASE("request parser: HTTP/1.0 with chunked framing is not kept alive") {
   CHECK(parser.request().body == "hi");
   CHECK_FALSE(parser.request().keep_alive);
 }
+
+TEST_CASE("request parser: regression (fuzzing): a long chunk line is refused however the bytes arrive") {
+  const std::string head = "POST /mcp HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string extension = "2;" + std::string(1100, 'a') + "\r\nab\r\n0\r\n\r\n";
+  const std::string trailer = "2\r\nab\r\n0\r\nX-T: " + std::string(1100, 'b') + "\r\n\r\n";
+  for (const std::string& body : {extension, trailer}) {
+    check_fails(head + body, 400, "bad_request");  // in one read
+    RequestParser parser(kHeaderLimit, kBodyLimit);
+    Input input;
+    input.add(head + body.substr(0, 600));
+    CHECK(parser.feed(input.get()) == Status::NeedMore);
+    input.add(body.substr(600));
+    CHECK(parser.feed(input.get()) == Status::Failed);  // and split over two
+    CHECK(parser.failure().status == 400);
+  }
+}

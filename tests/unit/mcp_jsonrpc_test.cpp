@@ -291,3 +291,11 @@ TEST_CASE("jsonrpc: with_meta_traceparent adds the key and keeps every other byt
   const auto skipped = with_meta_traceparent(R"({"a":[1,{"params":2},"]"],"b":{"x":"}"},"c":true,"d":null,"params":{"k":1}})", tp);
   CHECK(skipped == R"({"a":[1,{"params":2},"]"],"b":{"x":"}"},"c":true,"d":null,"params":{"_meta":{)" + entry + R"(},"k":1}})");
 }
+
+TEST_CASE("jsonrpc: regression (fuzzing): Mcp-Name Base64 with padding only or too much padding is invalid") {
+  for (const char* value : {"=?base64?====?=", "=?base64?A===?=", "=?base64?QQ===?=", "=?base64?========?="}) {
+    CAPTURE(value);
+    CHECK_FALSE(decode_mcp_header_value(value));
+  }
+  CHECK(decode_mcp_header_value("=?base64?QQ==?=") == "A");
+}

@@ -286,3 +286,21 @@ TEST_CASE("sse endpoint: default ports, scheme case and query-only references") 
   CHECK(endpoint("?sessionId=1", "http://example.com/base/sse", "/legacy") == "/legacy/base/sse?sessionId=1");
   CHECK_FALSE(endpoint("http://example.com:443/m", "http://example.com/sse", "/r"));
 }
+
+TEST_CASE("sse endpoint: regression (fuzzing): nothing the client resolves to another host or route") {
+  // On the root route, "//host" and "/\host" are another host to a browser's URL parser.
+  for (const char* data : {"\\evil.example/x", "http://127.0.0.1:3002//evil.example/x", "/\\evil.example/x",
+                           "/a\\b/message"}) {
+    CAPTURE(data);
+    CHECK_FALSE(endpoint(data, "http://127.0.0.1:3002/sse", "/"));
+  }
+  // Under a route prefix "//" stays a path; a backslash is refused anywhere (parsers disagree on it).
+  CHECK(endpoint("http://127.0.0.1:3002//x/message", "http://127.0.0.1:3002/sse", "/legacy") == "/legacy//x/message");
+  CHECK_FALSE(endpoint("/a\\b/message", "http://127.0.0.1:3002/sse", "/legacy"));
+  // Dot segments (literal or encoded) would climb out of the route to another one of the gateway.
+  for (const char* data : {"/../other/message", "../other/message", "/a/./m", "/%2e%2e/other", "/x/..;/y"}) {
+    CAPTURE(data);
+    CHECK_FALSE(endpoint(data, "http://127.0.0.1:3002/base/sse", "/legacy"));
+  }
+  CHECK(endpoint("/message?next=/../x", "http://127.0.0.1:3002/sse", "/legacy") == "/legacy/message?next=/../x");
+}

@@ -6,10 +6,11 @@
 #include <string_view>
 
 #include "config/config.h"
+#include "http/message.h"
 #include "proxy/router.h"
 
 using namespace mcpgate;
-using proxy::has_dot_segment;
+using mcpgate::http::has_dot_segment;
 using proxy::match_route;
 using proxy::upstream_url_for;
 
