@@ -128,6 +128,10 @@ std::optional<std::string> same_origin_rest(std::string_view url, std::size_t sc
 
 std::optional<std::string> gateway_endpoint_for(std::string_view endpoint, const config::UpstreamUrl& upstream,
                                                 std::string_view route_path) {
+  // URL parsers delete tabs and newlines before reading a URL, so "/\t/host" would pass every
+  // check below and still name another host: control characters are refused outright.
+  for (unsigned char c : endpoint)
+    if (c < 0x20 || c == 0x7f) return std::nullopt;
   std::string path;
   const std::size_t scheme_end = endpoint.find("://");
   const bool absolute = scheme_end != std::string_view::npos && scheme_end > 0 &&

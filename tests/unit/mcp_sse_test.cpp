@@ -303,4 +303,10 @@ TEST_CASE("sse endpoint: regression (fuzzing): nothing the client resolves to an
     CHECK_FALSE(endpoint(data, "http://127.0.0.1:3002/base/sse", "/legacy"));
   }
   CHECK(endpoint("/message?next=/../x", "http://127.0.0.1:3002/sse", "/legacy") == "/legacy/message?next=/../x");
+  // URL parsers drop tabs and newlines first: "/\t/evil" is "//evil" to a client.
+  for (const char* data : {"/\t/evil.example/x", "/\n/evil.example/x", "/.\t./other/message", "/m\r", "/m\x7f"}) {
+    CAPTURE(data);
+    CHECK_FALSE(endpoint(data, "http://127.0.0.1:3002/sse", "/"));
+    CHECK_FALSE(endpoint(data, "http://127.0.0.1:3002/sse", "/legacy"));
+  }
 }
