@@ -50,6 +50,9 @@ build_gateway() {
   local dir="$REPO_ROOT/$1"
   shift
   log "building into ${dir#$REPO_ROOT/}"
-  cmake -S "$REPO_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  # -g1 keeps line tables (backtraces and sanitizer reports name file:line) and drops the
+  # local-variable debug info, which costs a third of the compile time.
+  cmake -S "$REPO_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" "$@" >/dev/null
   cmake --build "$dir" -- -j"$(nproc)"
 }
