@@ -33,18 +33,53 @@ std::string TokenCache::key_for(std::string_view route, std::string_view token) 
 }
 
 const TokenCache::Entry* TokenCache::find(const std::string& key, int64_t now_s) {
-  auto found = entries_.find(key);
-  if (found == entries_.end()) return nullptr;
-  if (found->second.valid_until <= now_s) {
-    entries_.erase(found);
+  auto found = index_.find(key);
+  if (found == index_.end()) return nullptr;
+  const auto slot = found->second;
+  if (slot->entry.valid_until <= now_s) {
+    erase(slot);
     return nullptr;
   }
-  return &found->second;
+  promote(slot);
+  return &slot->entry;
 }
 
 void TokenCache::insert(const std::string& key, Entry entry) {
-  if (entries_.size() >= kMaxEntries) entries_.clear();  // bounded; a flood only costs re-verification
-  entries_[key] = std::move(entry);
+  if (auto found = index_.find(key); found != index_.end()) {
+    found->second->entry = std::move(entry);
+    promote(found->second);
+    return;
+  }
+  if (index_.size() >= kMaxEntries) erase(probation_.empty() ? std::prev(protected_.end()) : std::prev(probation_.end()));
+  probation_.push_front(Slot{key, std::move(entry)});
+  index_.emplace(probation_.front().key, probation_.begin());
+}
+
+void TokenCache::clear() {
+  index_.clear();
+  probation_.clear();
+  protected_.clear();
+}
+
+// Used again: to the front of the protected segment, whose least recent entry goes back on
+// probation when it is full.
+void TokenCache::promote(Segment::iterator slot) {
+  if (slot->protected_segment) {
+    protected_.splice(protected_.begin(), protected_, slot);
+    return;
+  }
+  slot->protected_segment = true;
+  protected_.splice(protected_.begin(), probation_, slot);
+  if (protected_.size() > kMaxProtected) {
+    const auto demoted = std::prev(protected_.end());
+    demoted->protected_segment = false;
+    probation_.splice(probation_.begin(), protected_, demoted);
+  }
+}
+
+void TokenCache::erase(Segment::iterator slot) {
+  index_.erase(slot->key);
+  (slot->protected_segment ? protected_ : probation_).erase(slot);
 }
 
 }  // namespace mcpgate::auth

@@ -1,10 +1,13 @@
 // Token checks of one loop, so a client's repeated requests skip the signature check
 // or the call to the IdP. Keyed by route and SHA-256 of the token (the token itself
 // is not kept); a positive entry never outlives its token; failures are kept briefly.
-// Loop-local: no lock.
+// Bounded as a segmented LRU: a token enters on probation and is protected once used again,
+// so a flood of tokens seen once (forged, or each new) evicts only other such tokens, never
+// the ones clients keep using. Loop-local: no lock.
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -26,6 +29,7 @@ struct LookupOutcome {
 class TokenCache {
  public:
   static constexpr std::size_t kMaxEntries = 10000;
+  static constexpr std::size_t kMaxProtected = kMaxEntries * 4 / 5;
 
   static std::string key_for(std::string_view route, std::string_view token);
   struct Entry {
@@ -37,11 +41,23 @@ class TokenCache {
   // The cached outcome if still valid at `now_s`.
   const Entry* find(const std::string& key, int64_t now_s);
   void insert(const std::string& key, Entry entry);
-  void clear() { entries_.clear(); }
-  std::size_t size() const { return entries_.size(); }
+  void clear();
+  std::size_t size() const { return index_.size(); }
 
  private:
-  std::unordered_map<std::string, Entry> entries_;
+  struct Slot {
+    std::string key;
+    Entry entry;
+    bool protected_segment = false;
+  };
+  using Segment = std::list<Slot>;  // most recently used first
+
+  void promote(Segment::iterator slot);
+  void erase(Segment::iterator slot);
+
+  Segment probation_;
+  Segment protected_;
+  std::unordered_map<std::string_view, Segment::iterator> index_;  // keys view Slot::key (list nodes never move)
 };
 
 }  // namespace mcpgate::auth

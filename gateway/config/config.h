@@ -164,10 +164,10 @@ struct RouteConfig {
   std::vector<std::string> allowed_origins;  // empty: only public_url's origin; "*": any
   std::string resource_documentation;        // optional URL for RFC 9728 metadata
   RouteAuth auth;
-  std::map<std::string, ScopeRule> tools;    // tools/call params.name -> scopes
-  std::map<std::string, ScopeRule> prompts;  // prompts/get params.name -> scopes
-  std::map<std::string, ScopeRule> resources;  // resources/read params.uri -> scopes
-  std::map<std::string, ScopeRule> methods;  // JSON-RPC method -> scopes
+  std::map<std::string, ScopeRule, std::less<>> tools;    // tools/call params.name -> scopes
+  std::map<std::string, ScopeRule, std::less<>> prompts;  // prompts/get params.name -> scopes
+  std::map<std::string, ScopeRule, std::less<>> resources;  // resources/read params.uri -> scopes
+  std::map<std::string, ScopeRule, std::less<>> methods;  // JSON-RPC method -> scopes
   bool filter_tools_list = false;
   bool forward_identity = false;
   std::string upstream_credential = "none";  // a credentials key, or "none"

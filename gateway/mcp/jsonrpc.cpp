@@ -1,47 +1,84 @@
 #include "mcp/jsonrpc.h"
 
-#include <jansson.h>
 #include <openssl/evp.h>
 
 #include <array>
-#include <memory>
+#include <charconv>
+#include <cstdint>
+
+#include "core/json_scan.h"
+#include "observability/log.h"
 
 namespace mcpgate::mcp {
-namespace {
+namespace js = core::json_scan;
 
-using JsonPtr = std::unique_ptr<json_t, decltype(&json_decref)>;
-
-JsonRpcTarget read_target(json_t* message) {
-  JsonRpcTarget target;
-  if (const char* method = json_string_value(json_object_get(message, "method"))) target.method = method;
-  const std::string_view field = mcp_name_field(target.method);
-  json_t* params = json_object_get(message, "params");
-  if (field.empty() || !json_is_object(params)) return target;
-  if (const char* value = json_string_value(json_object_get(params, std::string(field).c_str()))) {
-    target.name = value;
-    target.has_name = true;
-  }
-  return target;
+std::optional<std::string> jsonrpc_id_text(const js::Document& doc, std::size_t at) {
+  if (doc.kind(at) == '"') return "\"" + observability::json_escape(doc.string_at(at)) + "\"";
+  const std::string_view number = doc.text().substr(at, doc.end_of(at) - at);
+  if (number.empty() || (number[0] != '-' && (number[0] < '0' || number[0] > '9'))) return std::nullopt;
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), value);
+  // A fraction, an exponent or more than 64 bits is no MCP id (and may not round-trip upstream).
+  if (error != std::errc() || end != number.data() + number.size()) return std::nullopt;
+  return std::to_string(value);
 }
 
-void read_message(json_t* message, JsonRpcInfo& info, bool first) {
-  if (!json_is_object(message)) {
+namespace {
+
+// One message's members, read in one pass over the object at `open`.
+void read_message(const js::Document& doc, std::size_t open, JsonRpcInfo& info, bool first) {
+  const std::string_view body = doc.text();
+  if (body[open] != '{') {
     info.is_jsonrpc = false;
     return;
   }
-  const char* version = json_string_value(json_object_get(message, "jsonrpc"));
-  const bool is_jsonrpc = version != nullptr && std::string_view(version) == "2.0";
+  std::size_t version = std::string_view::npos, method = version, id = version, params = version;
+  doc.for_each_member(open, [&](std::size_t key_at, std::size_t value_at) {
+    if (doc.string_equals(key_at, "jsonrpc")) version = value_at;
+    else if (doc.string_equals(key_at, "method")) method = value_at;
+    else if (doc.string_equals(key_at, "id")) id = value_at;
+    else if (doc.string_equals(key_at, "params")) params = value_at;
+    return true;
+  });
+  const auto is_string = [&](std::size_t at) { return at != std::string_view::npos && body[at] == '"'; };
+  const bool is_jsonrpc = is_string(version) && doc.string_equals(version, "2.0");
   info.is_jsonrpc = (first || info.is_jsonrpc) && is_jsonrpc;
-  info.targets.push_back(read_target(message));
+  JsonRpcTarget target;
+  if (is_string(method)) target.method = doc.string_at(method);
+  const std::string_view field = mcp_name_field(target.method);
+  const bool params_object = params != std::string_view::npos && body[params] == '{';
+  std::size_t name = std::string_view::npos, meta = name;
+  if (params_object)  // one pass: params may hold a large "arguments"
+    doc.for_each_member(params, [&](std::size_t key_at, std::size_t value_at) {
+      if (!field.empty() && doc.string_equals(key_at, field)) name = value_at;
+      else if (doc.string_equals(key_at, "_meta")) meta = value_at;
+      return true;
+    });
+  if (is_string(name)) {
+    target.name = doc.string_at(name);
+    target.has_name = true;
+  }
+  std::optional<std::string> id_text;
+  if (id != std::string_view::npos) {
+    id_text = jsonrpc_id_text(doc, id);
+    if (!id_text && !target.method.empty()) info.unusable_id = true;
+  }
+  info.targets.push_back(std::move(target));
   if (!first) return;
-  const JsonRpcTarget& target = info.targets.back();
-  info.method = target.method;
-  info.name = target.name;
-  info.has_name = target.has_name;
-  if (json_t* id = json_object_get(message, "id"); id != nullptr && (json_is_string(id) || json_is_integer(id))) {
-    std::unique_ptr<char, decltype(&free)> text(json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT), &free);
-    if (text) info.id_json = text.get();
+  const JsonRpcTarget& read = info.targets.back();
+  info.method = read.method;
+  info.name = read.name;
+  info.has_name = read.has_name;
+  if (id_text) {
+    info.id_json = std::move(*id_text);
     info.is_request = !info.method.empty();
+  }
+  if (info.is_batch) return;
+  info.meta_writable = (params == std::string_view::npos || params_object) &&
+                       (meta == std::string_view::npos || body[meta] == '{');
+  if (meta != std::string_view::npos && body[meta] == '{') {
+    const std::size_t traceparent = doc.find_member(meta, "traceparent");
+    if (is_string(traceparent)) info.meta_traceparent = doc.string_at(traceparent);
   }
 }
 
@@ -49,107 +86,47 @@ void read_message(json_t* message, JsonRpcInfo& info, bool first) {
 
 JsonRpcInfo inspect_jsonrpc(std::string_view body) {
   JsonRpcInfo info;
-  json_error_t error;
-  JsonPtr root(json_loadb(body.data(), body.size(), JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error), &json_decref);
-  if (!root) {
-    info.duplicate_keys = json_error_code(&error) == json_error_duplicate_key;
-    return info;
+  const js::Document doc(body);
+  switch (doc.verdict()) {
+    case js::Verdict::Valid: break;
+    case js::Verdict::DuplicateKey: info.duplicate_keys = true; return info;
+    case js::Verdict::Invalid: return info;
   }
   info.valid_json = true;
-  if (json_is_array(root.get())) {
+  const std::size_t root = doc.root();
+  if (doc.kind(root) == '[') {
     info.is_batch = true;
-    const std::size_t size = json_array_size(root.get());
-    for (std::size_t i = 0; i < size; ++i) read_message(json_array_get(root.get(), i), info, i == 0);
+    bool first = true;
+    doc.for_each_element(root, [&](std::size_t element, std::size_t) {
+      read_message(doc, element, info, first);
+      first = false;
+      return true;
+    });
     return info;
   }
-  read_message(root.get(), info, true);
-  json_t* params = json_object_get(root.get(), "params");
-  json_t* meta = json_is_object(params) ? json_object_get(params, "_meta") : nullptr;
-  info.meta_writable = json_is_object(root.get()) && (params == nullptr || json_is_object(params)) &&
-                       (meta == nullptr || json_is_object(meta));
-  if (const char* traceparent = json_string_value(json_object_get(meta, "traceparent"))) info.meta_traceparent = traceparent;
+  read_message(doc, root, info, true);
   return info;
 }
 
-namespace {
-
-// Positions in JSON text that the parser has already accepted, so only its shape is followed.
-std::size_t skip_space(std::string_view text, std::size_t at) {
-  while (at < text.size() && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r')) ++at;
-  return at;
-}
-
-// `at` on the opening quote; returns the position after the closing one.
-std::size_t skip_string(std::string_view text, std::size_t at) {
-  for (++at; at < text.size() && text[at] != '"'; ++at)
-    if (text[at] == '\\') ++at;
-  return at + 1;
-}
-
-std::size_t skip_value(std::string_view text, std::size_t at) {
-  if (text[at] == '"') return skip_string(text, at);
-  if (text[at] != '{' && text[at] != '[') {
-    while (at < text.size() && text[at] != ',' && text[at] != '}' && text[at] != ']' && text[at] != ' ' &&
-           text[at] != '\t' && text[at] != '\n' && text[at] != '\r')
-      ++at;
-    return at;
-  }
-  int depth = 0;
-  while (at < text.size()) {
-    const char c = text[at];
-    if (c == '"') {
-      at = skip_string(text, at);
-      continue;
-    }
-    if (c == '{' || c == '[') ++depth;
-    if ((c == '}' || c == ']') && --depth == 0) return at + 1;
-    ++at;
-  }
-  return at;
-}
-
-enum class Member { Found, Absent, Unreadable };
-
-// In the object whose '{' is at `open`: where `key`'s value starts.
-Member find_member(std::string_view text, std::size_t open, std::string_view key, std::size_t& value_at) {
-  std::size_t at = skip_space(text, open + 1);
-  while (at < text.size() && text[at] == '"') {
-    const std::size_t end = skip_string(text, at);
-    const std::string_view name = text.substr(at + 1, end - at - 2);
-    if (name.find('\\') != std::string_view::npos) return Member::Unreadable;
-    at = skip_space(text, skip_space(text, end) + 1);  // past ':'
-    if (name == key) {
-      value_at = at;
-      return Member::Found;
-    }
-    at = skip_space(text, skip_value(text, at));
-    if (at < text.size() && text[at] == ',') at = skip_space(text, at + 1);
-  }
-  return Member::Absent;
-}
-
-}  // namespace
-
 std::optional<std::string> with_meta_traceparent(std::string_view body, std::string_view traceparent) {
-  const std::size_t root = skip_space(body, 0);
-  if (root >= body.size() || body[root] != '{') return std::nullopt;
+  const js::Document doc(body);
+  if (!doc.valid() || doc.kind(doc.root()) != '{') return std::nullopt;
+  const std::size_t root = doc.root();
   const std::string entry = "\"traceparent\":\"" + std::string(traceparent) + "\"";
   std::size_t object = root;
   std::string insert;
-  std::size_t params = 0, meta = 0;
-  switch (find_member(body, root, "params", params)) {
-    case Member::Unreadable: return std::nullopt;
-    case Member::Absent: insert = "\"params\":{\"_meta\":{" + entry + "}}"; break;
-    case Member::Found:
-      object = params;
-      switch (find_member(body, params, "_meta", meta)) {
-        case Member::Unreadable: return std::nullopt;
-        case Member::Absent: insert = "\"_meta\":{" + entry + "}"; break;
-        case Member::Found: object = meta; insert = entry; break;
-      }
+  if (const std::size_t params = doc.find_member(root, "params"); params == std::string_view::npos) {
+    insert = "\"params\":{\"_meta\":{" + entry + "}}";
+  } else if (const std::size_t meta = body[params] == '{' ? doc.find_member(params, "_meta") : std::string_view::npos;
+             meta == std::string_view::npos) {
+    object = params;
+    insert = "\"_meta\":{" + entry + "}";
+  } else {
+    object = meta;
+    insert = entry;
   }
   if (body[object] != '{') return std::nullopt;
-  const bool empty = body[skip_space(body, object + 1)] == '}';
+  const bool empty = body[doc.skip_space(object + 1)] == '}';
   std::string out;
   out.reserve(body.size() + insert.size() + 1);
   out.append(body.substr(0, object + 1)).append(insert);

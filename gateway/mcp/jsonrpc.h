@@ -3,8 +3,10 @@
 
 #include <optional>
 #include <string>
-#include <vector>
 #include <string_view>
+#include <vector>
+
+#include "core/json_scan.h"
 
 namespace mcpgate::mcp {
 
@@ -20,7 +22,8 @@ struct JsonRpcInfo {
   bool duplicate_keys = false;  // refused: the gateway and the upstream could read different values
   bool is_jsonrpc = false;  // an object (or array of objects) with "jsonrpc": "2.0"
   bool is_batch = false;
-  bool is_request = false;  // has an id (a notification or response has not)
+  bool is_request = false;  // has a method and a usable id (a notification or response has not)
+  bool unusable_id = false;  // a message with a method has an id that is not a string or 64-bit integer
   std::string method;       // empty for responses; the first message's for a batch
   std::string id_json = "null";  // the id as JSON text
   std::string name;  // the first message's target name (see JsonRpcTarget)
@@ -42,10 +45,14 @@ std::optional<std::string> decode_mcp_header_value(std::string_view value);
 
 JsonRpcInfo inspect_jsonrpc(std::string_view body);
 
+// The canonical text of the id whose value starts at `at` in `doc`, so a request's id and its response's compare equal however each was
+// spelled: a string re-encoded, an integer in decimal. Nullopt for any other value (MCP ids
+// are strings or integers).
+std::optional<std::string> jsonrpc_id_text(const core::json_scan::Document& doc, std::size_t at);
+
 // `body` (one JSON-RPC message that inspect_jsonrpc found meta_writable, without a traceparent)
 // with params._meta.traceparent set to `traceparent` (visible ASCII without '"' or '\\'),
-// inserted into the text so every other byte stays as the client sent it. Nullopt when a key
-// on the way is written with escapes, which a text search cannot match safely.
+// inserted into the text so every other byte stays as the client sent it.
 std::optional<std::string> with_meta_traceparent(std::string_view body, std::string_view traceparent);
 
 // The bounded label for metrics: a known MCP method, else "other" (or "" when none).

@@ -189,6 +189,18 @@ ProxyExchange::Stage ProxyExchange::check_request() {
     respond_error(400, "invalid_request", "the request body is not a JSON-RPC 2.0 message");
     return Stage::Responded;
   }
+  if (rpc_.unusable_id) {
+    jsonrpc_id_ = "null";
+    respond_error(400, "invalid_request", "a request id must be a string or an integer");
+    return Stage::Responded;
+  }
+  // The filter rewrites the one answer to the request's id: a tools/list in a batch, or
+  // without an id, would be answered past it.
+  if (route.filter_tools_list && (rpc_.is_batch || !rpc_.is_request) &&
+      std::any_of(rpc_.targets.begin(), rpc_.targets.end(), [](const auto& target) { return target.method == "tools/list"; })) {
+    respond_error(400, "invalid_request", "tools/list must be sent alone, as a request with an id, on this route");
+    return Stage::Responded;
+  }
   return Stage::Continue;
 }
 
@@ -695,7 +707,7 @@ std::vector<std::string> ProxyExchange::scopes_needed() const {
   for (const auto& target : rpc_.targets) {
     if (auto rule = route.methods.find(target.method); rule != route.methods.end()) add(rule->second.scopes);
     if (!target.has_name) continue;
-    const std::map<std::string, config::ScopeRule>* rules = nullptr;
+    const std::map<std::string, config::ScopeRule, std::less<>>* rules = nullptr;
     if (target.method == "tools/call") rules = &route.tools;
     if (target.method == "prompts/get") rules = &route.prompts;
     if (target.method == "resources/read") rules = &route.resources;
@@ -921,13 +933,13 @@ void ProxyExchange::fail_filtering(const char* why) {
   }
 }
 
+// Called once per tool of a tools/list result (hundreds): no copies, no allocation.
 bool ProxyExchange::tool_allowed(std::string_view tool) const {
   const auto& route = *match_.route;
-  std::vector<std::string> needed;
-  if (auto rule = route.methods.find("tools/call"); rule != route.methods.end()) needed = rule->second.scopes;
-  if (auto rule = route.tools.find(std::string(tool)); rule != route.tools.end())
-    needed.insert(needed.end(), rule->second.scopes.begin(), rule->second.scopes.end());
-  return auth::has_all_scopes(*identity_, needed);
+  if (auto rule = route.methods.find("tools/call"); rule != route.methods.end() && !auth::has_all_scopes(*identity_, rule->second.scopes))
+    return false;
+  auto rule = route.tools.find(tool);
+  return rule == route.tools.end() || auth::has_all_scopes(*identity_, rule->second.scopes);
 }
 
 void ProxyExchange::on_transfer_done(upstream::TransferError error, const std::string& detail) {

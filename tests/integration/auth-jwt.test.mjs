@@ -368,6 +368,41 @@ describe('JWT access tokens through the gateway', () => {
     assert.deepEqual(adminTools.sort(), ['echo', 'slow-progress']);
   });
 
+  it('tools/list filtering cannot be dodged with a batch or an id the filter would not match', async () => {
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'filter-dodge', version: '1.0.0' },
+      'io.modelcontextprotocol/clientCapabilities': {},
+    };
+    const list = (id) => ({ jsonrpc: '2.0', id, method: 'tools/list', params: { _meta: meta } });
+    const headers = { authorization: `Bearer ${tokens.modernReader}`, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' };
+    const seen = (await modern.seen()).length;
+    // Each of these would have reached the upstream and come back with slow-progress unfiltered.
+    const dodges = [
+      [`{"jsonrpc":"2.0","id":1.5,"method":"tools/list","params":${JSON.stringify({ _meta: meta })}}`, null],
+      [JSON.stringify(list(null)), null],
+      [JSON.stringify({ ...list(1), id: undefined }), null],
+      [JSON.stringify([list(7)]), 7], // a batch's errors name its first id
+    ];
+    for (const [body, id] of dodges) {
+      const res = await mcpPost(modernUrl, body, { headers });
+      assert.equal(res.status, 400, `${body}: ${res.text}`);
+      assert.equal(res.json.jsonrpc, '2.0');
+      assert.equal(res.json.id, id);
+      assert.equal(res.json.error.code, -32600, res.text);
+      assert.doesNotMatch(res.text, /slow-progress/);
+    }
+    assert.equal((await modern.seen()).length, seen, 'none reached the upstream');
+    // An id spelled with escapes is still the request's id: filtered, not passed through.
+    const escaped = await mcpPost(modernUrl, `{"jsonrpc":"2.0","id":"\\u0061b","method":"tools/list","params":${JSON.stringify({ _meta: meta })}}`, {
+      headers,
+    });
+    assert.equal(escaped.status, 200, escaped.text);
+    assert.equal(escaped.json.id, 'ab');
+    assert.deepEqual(escaped.json.result.tools.map((t) => t.name), ['echo']);
+    assert.equal(escaped.json.result.cacheScope, 'private');
+  });
+
   it('a flood of unknown kids does not become a flood of JWKS fetches', async () => {
     assert.ok(jwksRelay.fetches >= 1, 'the eager fetch went through the relay');
     const before = jwksRelay.fetches;

@@ -284,9 +284,12 @@ TEST_CASE("jsonrpc: with_meta_traceparent adds the key and keeps every other byt
         R"({"params":{"_meta":{)" + entry + R"(,"progressToken":5},"name":"t"},"id":1})");
   CHECK(with_meta_traceparent(R"({"params":{"_meta":{ }},"id":1})", tp) == R"({"params":{"_meta":{)" + entry + R"( }},"id":1})");
   CHECK(with_meta_traceparent(R"({"id":1,"params":{}})", tp) == R"({"id":1,"params":{"_meta":{)" + entry + R"(}}})");
-  // A key written with escapes could be "params" in disguise: no edit.
-  CHECK_FALSE(with_meta_traceparent(R"({"par\u0061ms":{"name":"t"},"id":1})", tp));
-  CHECK_FALSE(with_meta_traceparent(R"({"params":{"_met\u0061":{}},"id":1})", tp));
+  // A key written with escapes is the member it names, as the upstream will read it: the entry
+  // goes into it rather than into a second "params" the upstream would see twice.
+  CHECK(with_meta_traceparent(R"({"par\u0061ms":{"name":"t"},"id":1})", tp) ==
+        R"({"par\u0061ms":{"_meta":{)" + entry + R"(},"name":"t"},"id":1})");
+  CHECK(with_meta_traceparent(R"({"params":{"_met\u0061":{}},"id":1})", tp) ==
+        R"({"params":{"_met\u0061":{)" + entry + R"(}},"id":1})");
   // Other members with values of every kind before params are skipped correctly.
   const auto skipped = with_meta_traceparent(R"({"a":[1,{"params":2},"]"],"b":{"x":"}"},"c":true,"d":null,"params":{"k":1}})", tp);
   CHECK(skipped == R"({"a":[1,{"params":2},"]"],"b":{"x":"}"},"c":true,"d":null,"params":{"_meta":{)" + entry + R"(},"k":1}})");
@@ -298,4 +301,38 @@ TEST_CASE("jsonrpc: regression (fuzzing): Mcp-Name Base64 with padding only or t
     CHECK_FALSE(decode_mcp_header_value(value));
   }
   CHECK(decode_mcp_header_value("=?base64?QQ==?=") == "A");
+}
+
+TEST_CASE("jsonrpc: a request id must be a string or a 64-bit integer") {
+  for (const char* id : {"1.5", "1e3", "1.0", "null", "true", "{}", "[1]", "99999999999999999999", "-9223372036854775809"}) {
+    CAPTURE(id);
+    const auto info = inspect_jsonrpc(std::string(R"({"jsonrpc":"2.0","method":"tools/list","id":)") + id + "}");
+    CHECK(info.valid_json);
+    CHECK(info.unusable_id);
+    CHECK_FALSE(info.is_request);
+    CHECK(info.id_json == "null");
+  }
+  // A response's id is the server's to choose: only requests are held to it.
+  CHECK_FALSE(inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1.5,"result":{}})").unusable_id);
+  // In a batch, any request counts.
+  CHECK(inspect_jsonrpc(R"([{"jsonrpc":"2.0","method":"ping","id":1},{"jsonrpc":"2.0","method":"ping","id":null}])").unusable_id);
+}
+
+TEST_CASE("jsonrpc: ids are canonical, so a request and its response compare equal however spelled") {
+  CHECK(inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"ping","id":-0})").id_json == "0");
+  CHECK(inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"ping","id":-9223372036854775808})").id_json == "-9223372036854775808");
+  CHECK(inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"ping","id":"\u0061\/b"})").id_json == R"("a/b")");
+  CHECK(inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"ping","id":"q\"\\\n\ud83d\ude00"})").id_json == "\"q\\\"\\\\\\n\xf0\x9f\x98\x80\"");
+}
+
+TEST_CASE("jsonrpc: member names and values are read with their escapes resolved") {
+  const auto info = inspect_jsonrpc(
+      R"({"jsonrp\u0063":"2.0","\u006dethod":"tools/c\u0061ll","id":1,"params":{"n\u0061me":"del\u00e9te"}})");
+  CHECK(info.is_jsonrpc);
+  CHECK(info.method == "tools/call");
+  CHECK(info.has_name);
+  CHECK(info.name == "del\xc3\xa9te");
+  // The same member twice, once escaped, is a duplicate.
+  CHECK(inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"ping","id":1,"\u0069d":2})").duplicate_keys);
+  CHECK(inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"tools/call","id":1,"params":{"name":"a","arguments":{"x":1,"x":2}}})").duplicate_keys);
 }

@@ -55,3 +55,31 @@ TEST_CASE("tools filter: what cannot be read fails closed") {
     CHECK(filter_tools_list_result(message, "3", only_public) == FilterOutcome::Malformed);
   }
 }
+
+TEST_CASE("tools filter: names and ids are compared as the client will read them") {
+  // An escaped name is the hidden tool all the same; an id spelled with escapes is the request's.
+  std::string message =
+      R"({"jsonrpc":"2.0","id":"\u0033a","result":{"tools":[{"name":"delete\u005fnote"},{"description":"no name"},7,{"name":"ok"}]}})";
+  REQUIRE(filter_tools_list_result(message, R"("3a")", only_public) == FilterOutcome::Filtered);
+  CHECK(message == R"({"jsonrpc":"2.0","id":"\u0033a","result":{"cacheScope":"private","tools":[{"name":"ok"}]}})");
+}
+
+TEST_CASE("tools filter: kept tools are copied as sent, and an existing cacheScope is replaced") {
+  std::string message = "{ \"id\" : 3, \"result\" : { \"cacheScope\" : \"public\" , \"tools\" : [ {\"name\": \"a\",\n \"x\": [1, 2]} , {\"name\":\"delete_note\"} ] } }";
+  REQUIRE(filter_tools_list_result(message, "3", only_public) == FilterOutcome::Filtered);
+  CHECK(message == "{ \"id\" : 3, \"result\" : { \"cacheScope\" : \"private\" , \"tools\" : [{\"name\": \"a\",\n \"x\": [1, 2]}] } }");
+  std::string none = R"({"id":3,"result":{"tools":[{"name":"delete_note"}]}})";
+  REQUIRE(filter_tools_list_result(none, "3", only_public) == FilterOutcome::Filtered);
+  CHECK(none == R"({"id":3,"result":{"cacheScope":"private","tools":[]}})");
+}
+
+TEST_CASE("tools filter: a second tools array or result could show what the filter never saw") {
+  for (const char* text : {R"({"id":3,"result":{"tools":[],"tools":[{"name":"delete_note"}]}})",
+                           R"({"id":3,"result":{"tools":[]},"result":{"tools":[{"name":"delete_note"}]}})",
+                           R"({"id":3,"result":{"tools":[{"name":"a","name":"delete_note"}]}})",
+                           R"({"id":3,"result":{"tools":[{"name":"delete_note"}]})"}) {
+    CAPTURE(text);
+    std::string message = text;
+    CHECK(filter_tools_list_result(message, "3", only_public) == FilterOutcome::Malformed);
+  }
+}
