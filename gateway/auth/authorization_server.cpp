@@ -104,6 +104,10 @@ bool AuthorizationServer::failed() const {
   return last_failed_;
 }
 
+AuthStatus AuthorizationServer::unknown_kid_status() const {
+  return failed() ? AuthStatus::KeysUnavailable : AuthStatus::KeyNotFound;
+}
+
 AuthorizationServer::Availability AuthorizationServer::ensure_metadata(const FetchContext& context,
                                                                        const WaitHandle* wait) {
   std::unique_lock lock(mutex_);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "auth/jwks.h"
+#include "auth/status.h"
 #include "config/config.h"
 #include "core/event_loop.h"
 #include "upstream/http_fetch.h"
@@ -62,6 +63,10 @@ class AuthorizationServer : public std::enable_shared_from_this<AuthorizationSer
   int retry_after_s() const;
   // True when the last attempt failed and nothing usable is cached.
   bool failed() const;
+  // What a token whose kid the cached keys lack gets, once its refetch was tried or refused:
+  // KeyNotFound while the keys are current; KeysUnavailable (503, not 401) while the last fetch
+  // failed, as the server may have rotated its keys meanwhile and the token may be good.
+  AuthStatus unknown_kid_status() const;
 
   enum class Availability {
     Ready,        // what was asked for is cached now

@@ -119,9 +119,10 @@ bool has_dot_segment(std::string_view path) {
         std::tolower(static_cast<unsigned char>(path[i + 2])) == 'e') {
       decoded.push_back('.');
       i += 2;
-    } else if (path[i] == '%' && i + 2 < path.size() && path[i + 1] == '2' &&
-               std::tolower(static_cast<unsigned char>(path[i + 2])) == 'f') {
-      decoded.push_back('/');
+    } else if (path[i] == '%' && i + 2 < path.size() &&
+               ((path[i + 1] == '2' && std::tolower(static_cast<unsigned char>(path[i + 2])) == 'f') ||
+                (path[i + 1] == '5' && std::tolower(static_cast<unsigned char>(path[i + 2])) == 'c'))) {
+      decoded.push_back('/');  // an encoded '/' or '\' separates segments for some upstreams
       i += 2;
     } else {
       decoded.push_back(path[i] == '\\' ? '/' : path[i]);
@@ -137,6 +138,35 @@ bool has_dot_segment(std::string_view path) {
     start = end + 1;
   }
   return false;
+}
+
+std::string lenient_path(std::string_view path) {
+  auto unreserved_or_slash = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/' ||
+           c == '\\';
+  };
+  std::string out;
+  out.reserve(path.size());
+  bool in_parameters = false;
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    if (c == '%' && i + 2 < path.size() && hex_value(path[i + 1]) >= 0 && hex_value(path[i + 2]) >= 0) {
+      const char byte = static_cast<char>(hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]));
+      if (unreserved_or_slash(byte)) {
+        c = byte;
+        i += 2;
+      }
+    }
+    if (c == '\\') c = '/';
+    if (c == '/') {
+      in_parameters = false;
+      if (out.empty() || out.back() != '/') out.push_back(c);
+      continue;
+    }
+    if (c == ';') in_parameters = true;
+    if (!in_parameters) out.push_back(c);
+  }
+  return out;
 }
 
 }  // namespace mcpgate::http

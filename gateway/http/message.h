@@ -65,4 +65,9 @@ struct HttpRequest {
 // such a path could climb out of the route's upstream path.
 bool has_dot_segment(std::string_view path);
 
+// `path` as a lenient server may read it, for checks only: percent-encoded unreserved
+// characters, '/' and '\' decoded once, '\' taken for '/', ';' parameters dropped, runs of
+// '/' merged. "/a/%61dmin", "/a//admin" and "/a/admin;x" all read as "/a/admin".
+std::string lenient_path(std::string_view path);
+
 }  // namespace mcpgate::http

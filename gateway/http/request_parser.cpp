@@ -40,6 +40,14 @@ bool has_control_chars(std::string_view s) {
   return false;
 }
 
+// A request target has no whitespace at all (RFC 9112 §3.2): a tab in a path would hide
+// a dot segment ("/a/..\t") from the route checks.
+bool has_whitespace_or_control_chars(std::string_view s) {
+  for (unsigned char c : s)
+    if (c <= 0x20 || c == 0x7f) return true;
+  return false;
+}
+
 }  // namespace
 
 RequestParser::RequestParser(std::size_t max_header_bytes, std::size_t max_body_bytes)
@@ -128,7 +136,7 @@ RequestParser::Status RequestParser::parse_request_line(std::string_view line) {
   request_.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   const std::string_view version = line.substr(sp2 + 1);
   if (!is_token(request_.method)) return fail(400, "bad_request", "malformed request method");
-  if (request_.target.empty() || request_.target[0] != '/' || has_control_chars(request_.target))
+  if (request_.target.empty() || request_.target[0] != '/' || has_whitespace_or_control_chars(request_.target))
     return fail(400, "bad_request", "request target must be an absolute path");
   if (version == "HTTP/1.1") {
     request_.version_minor = 1;

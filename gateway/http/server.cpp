@@ -20,6 +20,9 @@
 namespace mcpgate::http {
 namespace {
 
+// After accept() fails for want of descriptors or memory, accepting rests this long.
+constexpr uint32_t kAcceptPauseMs = 100;
+
 timeval to_timeval(uint32_t ms) { return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)}; }
 
 bool response_has_no_body(int status, bool head_request) {
@@ -121,7 +124,8 @@ void Connection::on_timer(int, short, void* self) noexcept {
     return;
   }
   connection->keep_alive_ = false;
-  connection->send_error({408, "request_timeout", "the request was not received in time"}, std::nullopt);
+  connection->send_error({408, "request_timeout", "the request was not received in time"},
+                         jsonrpc_id_for_failed_request(connection->parser_));
 }
 
 void Connection::process_input() {
@@ -343,13 +347,17 @@ Listener::Listener(core::EventLoop& loop, ConnectionSet& connections, const Opti
                                       static_cast<int>(found->ai_addrlen));
   if (listener_ == nullptr)
     throw std::runtime_error("cannot listen on " + options_.host + ":" + port + ": " + std::strerror(errno));
+  evconnlistener_set_error_cb(listener_, &Listener::on_accept_error);
+  resume_timer_ = evtimer_new(loop_.base(), &Listener::on_accept_resume, this);
 }
 
 Listener::~Listener() {
-  if (listener_ != nullptr) evconnlistener_free(listener_);
+  stop_accepting();
+  if (resume_timer_ != nullptr) event_free(resume_timer_);
 }
 
 void Listener::stop_accepting() {
+  if (resume_timer_ != nullptr) evtimer_del(resume_timer_);
   if (listener_ != nullptr) {
     evconnlistener_free(listener_);
     listener_ = nullptr;
@@ -365,10 +373,32 @@ uint16_t Listener::bound_port() const {
   return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
 }
 
+// Out of descriptors (EMFILE, ENFILE) or kernel memory, accept() fails and the connection stays
+// queued, so the listener would be woken again at once: without a pause it spins, and libevent
+// logs a warning per wake-up. Owner: the Listener, as for on_accept.
+void Listener::on_accept_error(evconnlistener*, void* self) noexcept {
+  auto* listener = static_cast<Listener*>(self);
+  const int error = EVUTIL_SOCKET_ERROR();
+  if (!listener->accept_failing_)
+    spdlog::warn("cannot accept connections on {}:{}: {}; retrying every {} ms", listener->options_.host,
+                 listener->bound_port(), evutil_socket_error_to_string(error), kAcceptPauseMs);
+  listener->accept_failing_ = true;
+  if (listener->listener_ == nullptr) return;
+  evconnlistener_disable(listener->listener_);
+  const timeval pause = to_timeval(kAcceptPauseMs);
+  evtimer_add(listener->resume_timer_, &pause);
+}
+
+void Listener::on_accept_resume(int, short, void* self) noexcept {
+  auto* listener = static_cast<Listener*>(self);
+  if (listener->listener_ != nullptr) evconnlistener_enable(listener->listener_);
+}
+
 // Owner: the Listener, alive while its evconnlistener exists. The new socket is
 // owned by the bufferevent (BEV_OPT_CLOSE_ON_FREE) and that by the Connection.
 void Listener::on_accept(evconnlistener*, int fd, sockaddr* address, int, void* self) noexcept {
   auto* listener = static_cast<Listener*>(self);
+  listener->accept_failing_ = false;
   try {
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -163,6 +163,8 @@ class Listener {
 
  private:
   static void on_accept(evconnlistener*, int fd, sockaddr* address, int length, void* self) noexcept;
+  static void on_accept_error(evconnlistener*, void* self) noexcept;
+  static void on_accept_resume(int, short, void* self) noexcept;
 
   core::EventLoop& loop_;
   ConnectionSet& connections_;
@@ -172,6 +174,8 @@ class Listener {
   ExchangeFactory factory_;
   std::atomic<int64_t>& process_connections_;
   evconnlistener* listener_ = nullptr;
+  event* resume_timer_ = nullptr;  // re-enables accepting after a failed accept()
+  bool accept_failing_ = false;    // since the last failed accept(), none succeeded
 };
 
 std::string format_peer_address(const sockaddr* address);

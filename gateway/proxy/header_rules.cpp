@@ -94,6 +94,27 @@ void add_identity_headers(const auth::Identity& identity, http::HeaderList& head
   if (!identity.client_id.empty()) headers.set("X-MCP-Client-Id", clean(identity.client_id));
 }
 
+std::optional<std::string> mcp_header_mismatch(const http::HeaderList& headers, const mcp::JsonRpcInfo& rpc) {
+  for (std::string_view name : {"Mcp-Method", "Mcp-Name", "MCP-Protocol-Version"})
+    if (headers.count(name) > 1) return "more than one " + std::string(name) + " header";
+  const auto version = headers.get("MCP-Protocol-Version");
+  const bool modern_request = !rpc.is_batch && version && *version >= "2026-07-28" && rpc.is_request;
+  const auto method = headers.get("Mcp-Method");
+  if (!method && modern_request) return "the Mcp-Method header is missing";
+  for (const auto& target : rpc.targets)
+    if (method && *method != target.method) return "the Mcp-Method header does not match the body's method";
+  const auto name = headers.get("Mcp-Name");
+  if (!name) {
+    if (modern_request && rpc.has_name) return "the Mcp-Name header is missing";
+    return std::nullopt;
+  }
+  const auto decoded = mcp::decode_mcp_header_value(*name);
+  for (const auto& target : rpc.targets)
+    if (!decoded || !target.has_name || *decoded != target.name)
+      return "the Mcp-Name header does not match the body's target name";
+  return std::nullopt;
+}
+
 bool is_event_stream(const http::HeaderList& headers) {
   const auto type = headers.get("Content-Type");
   return type && starts_with_ci(*type, "text/event-stream");

@@ -8,6 +8,7 @@
 
 #include "auth/identity.h"
 #include "http/message.h"
+#include "mcp/jsonrpc.h"
 
 namespace mcpgate::proxy {
 
@@ -41,6 +42,12 @@ struct TraceContext {
   Source source = Source::Made;
 };
 TraceContext trace_context(std::optional<std::string_view> header, std::optional<std::string_view> meta = std::nullopt);
+
+// 2026-07-28 (SEP-2243): why the Mcp-Method / Mcp-Name headers of a POSTed body disagree with
+// it (with every message of a batch), or are missing on a modern request; nullopt when they
+// agree. A second Mcp-Method, Mcp-Name or MCP-Protocol-Version field disagrees too: only one
+// of them could be checked, and the upstream may read the other.
+std::optional<std::string> mcp_header_mismatch(const http::HeaderList& headers, const mcp::JsonRpcInfo& rpc);
 
 // forward_identity: X-MCP-Subject, X-MCP-Scopes (space-separated), X-MCP-Client-Id,
 // with control characters removed (claims are signed, not necessarily clean).

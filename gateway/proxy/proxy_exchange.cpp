@@ -157,6 +157,13 @@ ProxyExchange::Stage ProxyExchange::check_request() {
     respond_error(400, "bad_request", "dot segments are not allowed in the path");
     return Stage::Responded;
   }
+  // "/open/%61dmin" or "/open//admin" would pass the checks of route /open and then be read
+  // as /open/admin by an upstream that decodes or merges: refused when that names another route.
+  const bool plain_path = request.path.find_first_of("%;\\") == std::string::npos && request.path.find("//") == std::string::npos;
+  if (!plain_path && match_route(*config_, http::lenient_path(request.path)).route != &route) {
+    respond_error(400, "bad_request", "the path names another route once decoded");
+    return Stage::Responded;
+  }
   if (auto origin = request.headers.get("Origin"); origin && !origin_allowed(route, *config_, *origin)) {
     respond_error(403, "origin_not_allowed", "the Origin of this request is not allowed on this route");
     return Stage::Responded;
@@ -208,24 +215,9 @@ ProxyExchange::Stage ProxyExchange::check_request() {
 // from one could be bypassed through the other. Modern requests must carry them.
 ProxyExchange::Stage ProxyExchange::check_mcp_headers() {
   const auto& request = connection_.request();
-  if (request.method != "POST" || rpc_.is_batch) return Stage::Continue;
-  const auto version = request.headers.get("MCP-Protocol-Version");
-  const bool modern_request = version && *version >= "2026-07-28" && rpc_.is_request;
-  const auto method_header = request.headers.get("Mcp-Method");
-  if (method_header ? *method_header != rpc_.method : modern_request) {
-    respond_error(400, "header_mismatch",
-                  method_header ? "the Mcp-Method header does not match the body's method" : "the Mcp-Method header is missing");
-    return Stage::Responded;
-  }
-  const auto name_header = request.headers.get("Mcp-Name");
-  if (name_header) {
-    const auto decoded = mcp::decode_mcp_header_value(*name_header);
-    if (!decoded || !rpc_.has_name || *decoded != rpc_.name) {
-      respond_error(400, "header_mismatch", "the Mcp-Name header does not match the body's target name");
-      return Stage::Responded;
-    }
-  } else if (modern_request && rpc_.has_name) {
-    respond_error(400, "header_mismatch", "the Mcp-Name header is missing");
+  if (request.method != "POST") return Stage::Continue;
+  if (auto mismatch = mcp_header_mismatch(request.headers, rpc_)) {
+    respond_error(400, "header_mismatch", std::move(*mismatch));
     return Stage::Responded;
   }
   return Stage::Continue;
@@ -298,6 +290,13 @@ ProxyExchange::Stage ProxyExchange::verify_jwt_token(auth::AuthorizationServer& 
     if (server.refetch_keys_for_unknown_kid(worker_.fetch_context(), wait) ==
         auth::AuthorizationServer::Availability::Waiting)
       return Stage::Stopped;
+  }
+  if (result.status == auth::AuthStatus::KeyNotFound) result.status = server.unknown_kid_status();
+  if (result.status == auth::AuthStatus::KeysUnavailable) {
+    auto context = challenge_context({});
+    context.retry_after_s = server.retry_after_s();
+    respond_challenge(auth::challenge_for(result.status, context));
+    return Stage::Responded;
   }
   if (result.status != auth::AuthStatus::Ok) {
     respond_challenge(auth::challenge_for(result.status, challenge_context(scopes_needed())));
@@ -799,6 +798,10 @@ void ProxyExchange::on_response_head(int status, http::HeaderList headers) {
     if (auto session = headers.get("Mcp-Session-Id"))
       worker_.shared.sessions->remember(std::string(*session),
                                         mcp::declares_url_elicitation(connection_.request().body, false));
+  // A session ended by DELETE is forgotten, so the map holds live sessions, not the last 100000.
+  if (connection_.request().method == "DELETE" && status >= 200 && status < 300)
+    if (auto session = connection_.request().headers.get("Mcp-Session-Id"))
+      worker_.shared.sessions->forget(std::string(*session));
   streaming_ = is_event_stream(headers);
   if (streaming_) ++worker_.metrics.active_streams;
   rewriting_endpoint_ = streaming_ && match_.route->transport == config::Transport::Sse &&

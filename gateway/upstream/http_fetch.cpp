@@ -46,6 +46,7 @@ void Fetcher::fetch(const std::string& method, const std::string& url, http::Hea
   request.headers = std::move(headers);
   request.connect_timeout_ms = timeout_ms;
   request.response_timeout_ms = timeout_ms;
+  request.total_timeout_ms = timeout_ms;  // a body that stalls after the head fails too
   auto fetch = std::make_unique<HttpFetch>(*this, std::move(request), std::move(body), std::move(done));
   HttpFetch* raw = fetch.get();
   in_flight_.emplace(raw, std::move(fetch));

@@ -54,7 +54,8 @@ class Fetcher {
   Fetcher(core::EventLoop& loop, CurlMulti& curl) : loop_(loop), curl_(curl) {}
   ~Fetcher();  // cancels what is in flight; callbacks are not called
 
-  // GET (or POST when `body` is set) `url`; `done` runs on this loop, never before fetch() returns.
+  // GET (or POST when `body` is set) `url`; `done` runs on this loop, never before fetch() returns,
+  // at the latest `timeout_ms` after the start (connect, head and body together).
   void fetch(const std::string& method, const std::string& url, http::HeaderList headers, std::string body,
              uint32_t timeout_ms, FetchCallback done);
 

@@ -10,7 +10,10 @@
 namespace mcpgate::upstream {
 namespace {
 
-constexpr long kReceiveBufferBytes = 16384;
+// libcurl keeps this buffer for the life of each handle, and a held-open stream holds one:
+// at 16 KiB (curl's default) it was two thirds of a stream's memory. One page still carries
+// any response; a large one only takes more, cheap, write callbacks.
+constexpr long kReceiveBufferBytes = 4096;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -56,6 +59,7 @@ void Transfer::start() {
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request_.connect_timeout_ms));
+  if (request_.total_timeout_ms > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(request_.total_timeout_ms));
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);  // bytes pass through as sent
   curl_easy_setopt(e, CURLOPT_HTTP_TRANSFER_DECODING, 1L);

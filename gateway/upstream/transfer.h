@@ -21,6 +21,9 @@ struct UpstreamRequest {
   const std::string* body = nullptr;  // owned by the caller; must outlive the Transfer
   uint32_t connect_timeout_ms = 5000;
   uint32_t response_timeout_ms = 30000;  // until the response head has arrived
+  // The whole transfer, body included (0: none). Relayed streams have none; the gateway's own
+  // calls (metadata, keys, tokens) do, or a server that stalls mid-body would hold them forever.
+  uint32_t total_timeout_ms = 0;
 };
 
 enum class TransferError { None, Unreachable, Timeout, Failed };

@@ -7,6 +7,9 @@ BUILD_DEPS=(build-essential cmake ninja-build pkg-config libevent-dev libcurl4-o
             openssl curl ca-certificates)
 # Only scripts/test needs these: the browser the connect-flow test drives (tests/integration/credentials-browser.test.mjs).
 TEST_DEPS=(chromium)
+# scripts/fuzz and scripts/test's fuzz smoke: Debian's clang 14 and its compiler-rt (libFuzzer,
+# the sanitizer runtimes). Not in BUILD_DEPS: the release build and the container image need neither.
+FUZZ_DEPS=(clang libclang-rt-14-dev)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -45,14 +48,18 @@ install_node_modules() {
   cp "$REPO_ROOT/package-lock.json" "$stamp"
 }
 
-# build_gateway DIR [cmake args...]: configures and builds into $REPO_ROOT/DIR.
+# build_gateway DIR [cmake args...] [-- targets...]: configures and builds into $REPO_ROOT/DIR
+# (the given targets, or all of the default ones). Later cmake args override earlier ones.
 build_gateway() {
   local dir="$REPO_ROOT/$1"
   shift
-  log "building into ${dir#$REPO_ROOT/}"
+  local args=() targets=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift && targets=(--target "$@")
+  log "building into ${dir#$REPO_ROOT/}${targets[*]:+ (${targets[*]:1})}"
   # -g1 keeps line tables (backtraces and sanitizer reports name file:line) and drops the
   # local-variable debug info, which costs a third of the compile time.
   cmake -S "$REPO_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" "$@" >/dev/null
-  cmake --build "$dir" -- -j"$(nproc)"
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" "${args[@]}" >/dev/null
+  cmake --build "$dir" "${targets[@]}" -- -j"$(nproc)"
 }

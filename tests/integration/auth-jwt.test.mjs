@@ -406,12 +406,16 @@ describe('JWT access tokens through the gateway', () => {
   it('a flood of unknown kids does not become a flood of JWKS fetches', async () => {
     assert.ok(jwksRelay.fetches >= 1, 'the eager fetch went through the relay');
     const before = jwksRelay.fetches;
+    const startedAt = Date.now();
     for (let i = 0; i < 25; i++) {
       const token = await forgeToken('unknown-kid', { provider: idp, audience: notesUrl, baseToken: tokens.reader });
       const res = await mcpPost(notesUrl, toolsList(), { headers: { authorization: `Bearer ${token}` } });
       assert.equal(res.status, 401);
     }
-    assert.ok(jwksRelay.fetches - before <= 1, `at most one refetch per 10 s, saw ${jwksRelay.fetches - before}`);
+    // Forging 25 RSA keys can take longer than one window on a loaded machine: one refetch per
+    // 10 s window the flood spanned.
+    const windows = 1 + Math.floor((Date.now() - startedAt) / 10_000);
+    assert.ok(jwksRelay.fetches - before <= windows, `at most one refetch per 10 s, saw ${jwksRelay.fetches - before} in ${windows} window(s)`);
   });
 
   it('key rotation at the provider: a token signed with the new key is accepted after a JWKS refetch', async () => {

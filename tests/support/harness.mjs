@@ -45,23 +45,29 @@ export function raceTimeout(promise, ms, onTimeout = 'timeout') {
 
 let sanitizerCache;
 /**
- * True when the gateway binary was built with AddressSanitizer
- * (MCPGATE_SANITIZE=ON): MCPGATE_SANITIZED=1|0 forces it, otherwise the binary
- * is checked for the ASan runtime.
+ * The sanitizer the gateway binary was built with: 'address' (MCPGATE_SANITIZE=ON, ASan+UBSan),
+ * 'thread' (MCPGATE_SANITIZE_THREAD=ON) or '' (none). MCPGATE_SANITIZED forces it: 0, 1 (address),
+ * address or thread; otherwise the binary is checked for the sanitizer's runtime.
  */
-export function isSanitizerBuild() {
+export function sanitizerKind() {
   if (sanitizerCache !== undefined) return sanitizerCache;
   const forced = process.env.MCPGATE_SANITIZED ?? process.env.MCPGATE_TEST_SANITIZER;
   if (forced !== undefined && forced !== '') {
-    sanitizerCache = forced !== '0';
+    sanitizerCache = forced === '0' ? '' : forced === 'thread' ? 'thread' : 'address';
     return sanitizerCache;
   }
   try {
-    sanitizerCache = fs.readFileSync(GATEWAY_BIN).includes('__asan_init');
+    const binary = fs.readFileSync(GATEWAY_BIN);
+    sanitizerCache = binary.includes('__tsan_init') ? 'thread' : binary.includes('__asan_init') ? 'address' : '';
   } catch {
-    sanitizerCache = false;
+    sanitizerCache = '';
   }
   return sanitizerCache;
+}
+
+/** True when the gateway binary was built with any sanitizer (slower, larger, not the Release image). */
+export function isSanitizerBuild() {
+  return sanitizerKind() !== '';
 }
 
 /** Scale factor for readiness waits (sanitizer builds start slower). */

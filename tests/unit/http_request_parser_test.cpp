@@ -534,6 +534,14 @@ TEST_CASE("request parser: the request target must be origin-form") {
   check_fails("GET /a\x01z HTTP/1.1\r\nHost: h\r\n\r\n", 400, "bad_request");
 }
 
+// Regression: a tab was allowed in the target (as in field values), so "/a/..\t" passed the
+// dot-segment check and reached curl, which refused the URL (502 instead of 400).
+TEST_CASE("request parser: a tab or DEL in the request target is refused") {
+  check_fails("GET /a/..\t HTTP/1.1\r\nHost: h\r\n\r\n", 400, "bad_request");
+  check_fails("GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n", 400, "bad_request");
+  check_fails("GET /a\x7f" "b HTTP/1.1\r\nHost: h\r\n\r\n", 400, "bad_request");
+}
+
 TEST_CASE("request parser: malformed request lines are refused") {
   check_fails("GET /\r\nHost: h\r\n\r\n", 400, "bad_request");
   check_fails("GET\r\n\r\n", 400, "bad_request");

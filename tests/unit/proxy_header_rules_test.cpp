@@ -267,3 +267,43 @@ TEST_CASE("trace context: the header wins over params._meta.traceparent, which w
   CHECK(made.traceparent.size() == 55);
   CHECK(made.source == mcpgate::proxy::TraceContext::Source::Made);
 }
+
+// Regression: only the first Mcp-Method / Mcp-Name field was compared with the body and both
+// were forwarded, and a batch skipped the comparison; either way the upstream could be handed a
+// header that names another method or tool than the body the policy was checked on.
+TEST_CASE("mcp headers: every field and every message of a batch must agree with the body") {
+  const auto call = mcpgate::mcp::inspect_jsonrpc(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}})");
+  CHECK_FALSE(mcp_header_mismatch(headers({{"Mcp-Method", "tools/call"}, {"Mcp-Name", "echo"}}), call));
+  CHECK_FALSE(mcp_header_mismatch(headers({{"Mcp-Method", "tools/call"}, {"Mcp-Name", "=?base64?ZWNobw==?="}}), call));
+  CHECK(mcp_header_mismatch(headers({{"Mcp-Method", "tools/call"}, {"Mcp-Name", "echo"}, {"Mcp-Name", "delete"}}), call));
+  CHECK(mcp_header_mismatch(headers({{"Mcp-Method", "tools/call"}, {"mcp-method", "tools/list"}, {"Mcp-Name", "echo"}}), call));
+  CHECK(mcp_header_mismatch(headers({{"MCP-Protocol-Version", "2025-11-25"}, {"MCP-Protocol-Version", "2026-07-28"}}), call));
+  CHECK(mcp_header_mismatch(headers({{"Mcp-Method", "tools/call"}, {"Mcp-Name", "=?base64?!!!!?="}}), call));
+
+  const auto batch = mcpgate::mcp::inspect_jsonrpc(
+      R"([{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"rm"}}])");
+  CHECK_FALSE(mcp_header_mismatch(headers({}), batch));
+  CHECK(mcp_header_mismatch(headers({{"Mcp-Method", "tools/list"}}), batch));
+  CHECK(mcp_header_mismatch(headers({{"Mcp-Method", "tools/call"}, {"Mcp-Name", "rm"}}), batch));
+  const auto lists = mcpgate::mcp::inspect_jsonrpc(
+      R"([{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/list"}])");
+  CHECK_FALSE(mcp_header_mismatch(headers({{"Mcp-Method", "tools/list"}}), lists));
+  // A batch is never a 2026-07-28 request: the headers are not required on it.
+  CHECK_FALSE(mcp_header_mismatch(headers({{"MCP-Protocol-Version", "2026-07-28"}}), lists));
+}
+
+TEST_CASE("mcp headers: a 2026-07-28 request must carry them; older ones and notifications need not") {
+  const auto call = mcpgate::mcp::inspect_jsonrpc(R"({"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"echo"}})");
+  const auto modern = [](std::initializer_list<std::pair<const char*, const char*>> more) {
+    HeaderList list = headers(more);
+    list.add("MCP-Protocol-Version", "2026-07-28");
+    return list;
+  };
+  CHECK(mcp_header_mismatch(modern({}), call) == "the Mcp-Method header is missing");
+  CHECK(mcp_header_mismatch(modern({{"Mcp-Method", "tools/call"}}), call) == "the Mcp-Name header is missing");
+  CHECK_FALSE(mcp_header_mismatch(modern({{"Mcp-Method", "tools/call"}, {"Mcp-Name", "echo"}}), call));
+  CHECK_FALSE(mcp_header_mismatch(headers({{"MCP-Protocol-Version", "2025-11-25"}}), call));
+  const auto note = mcpgate::mcp::inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"notifications/cancelled"})");
+  CHECK_FALSE(mcp_header_mismatch(modern({}), note));
+  CHECK(mcp_header_mismatch(modern({{"Mcp-Method", "notifications/progress"}}), note));
+}

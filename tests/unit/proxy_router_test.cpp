@@ -109,6 +109,48 @@ TEST_CASE("router: dot segments are found, literal or encoded") {
   }
 }
 
+// Regression: an encoded backslash hid a dot segment ("/a/..%5cb") that a literal one did not.
+TEST_CASE("router: an encoded backslash separates segments like a literal one") {
+  for (const char* path : {"/a/..%5cb", "/a/%5C..%5Cb", "/a/%2e%2e%5cb", "/a%5c.."}) {
+    CAPTURE(path);
+    CHECK(has_dot_segment(path));
+  }
+}
+
+// Regression: routes matched the raw path only, so "/open/%61dmin" or "/open//admin" passed
+// the open route and reached its upstream, which may read it as the protected /open/admin.
+TEST_CASE("router: the lenient reading of a path names the route an upstream would see") {
+  using mcpgate::http::lenient_path;
+  CHECK(lenient_path("/open/%61dmin") == "/open/admin");
+  CHECK(lenient_path("/open/%61%64%6D%69%6E") == "/open/admin");
+  CHECK(lenient_path("/open//admin") == "/open/admin");
+  CHECK(lenient_path("/open///admin/") == "/open/admin/");
+  CHECK(lenient_path("/open/admin;jsessionid=1") == "/open/admin");
+  CHECK(lenient_path("/open;x/admin") == "/open/admin");
+  CHECK(lenient_path("/open\\admin") == "/open/admin");
+  CHECK(lenient_path("/open%5Cadmin") == "/open/admin");
+  CHECK(lenient_path("/open%2fadmin") == "/open/admin");
+  CHECK(lenient_path("/%73ecure") == "/secure");
+  // Not decoded: reserved and other characters, and a second level of encoding.
+  CHECK(lenient_path("/open/a%20b%3F%25") == "/open/a%20b%3F%25");
+  CHECK(lenient_path("/open/%2561dmin") == "/open/%2561dmin");
+  CHECK(lenient_path("/open/%6") == "/open/%6");
+  CHECK(lenient_path("/open/%zz") == "/open/%zz");
+
+  const auto config = make_config({make_route("root", "/", "http://127.0.0.1:9001/"),
+                                   make_route("open", "/open", "http://127.0.0.1:9001/open"),
+                                   make_route("admin", "/open/admin", "http://127.0.0.1:9001/open/admin")});
+  for (const char* path : {"/open/%61dmin", "/open//admin", "/open/admin;x", "/open%2Fadmin", "//open/admin", "/%6fpen/admin"}) {
+    CAPTURE(path);
+    CHECK(matched(config, lenient_path(path)) == "admin");
+    CHECK(matched(config, path) != "admin");
+  }
+  for (const char* path : {"/open/x", "/open/x%2Fy", "/open//x", "/open/administrator", "/other"}) {
+    CAPTURE(path);
+    CHECK(matched(config, lenient_path(path)) == matched(config, path));
+  }
+}
+
 TEST_CASE("router: ordinary paths, including dot files, have no dot segment") {
   for (const char* path : {"/", "", "/a", "/a/.hidden", "/a/..b", "/a/b..", "/a/...", "/a/b.c/d", "/a/%2e%2e%2e",
                            "/a/%2ehidden", "/a/%252e%252e/b", "/a/%2", "/a/%", "/a/%2e%2"}) {

@@ -119,7 +119,8 @@ function yamlString(s) {
  * fetch). `extraRoutes` is appended as raw YAML route items.
  */
 export function mcpgate({ port, adminPort, upstreamPort, issuer, jwksUri, audience, routes = 1,
-                          audit = false, workers = 1, maxConnections, extraRoutes = '' }) {
+                          audit = false, workers = 1, maxConnections, extraRoutes = '',
+                          name = 'bench', path = '/bench' }) {
   const route = (name, path) => `  - name: ${name}
     path: ${path}
     upstream: "http://127.0.0.1:${upstreamPort}/mcp"
@@ -147,7 +148,7 @@ authorization_servers:
       jwks_uri: ${yamlString(jwksUri)}
 routes:
 `;
-  text += route('bench', '/bench');
+  text += route(name, path);
   for (let i = 1; i < routes; i++) {
     const id = String(i).padStart(3, '0');
     text += route(`r${id}`, `/r${id}`);
@@ -185,6 +186,27 @@ export function sseRoute({ upstreamPort, audience }) {
       server: bench
       audience: ${yamlString(audience)}
       required_scopes: [${REQUIRED_SCOPE}]
+`;
+}
+
+/**
+ * The soak's 2025-era route: server-everything's Streamable HTTP endpoint (sessions, GET
+ * streams) behind JWT auth, with tools/list filtered (get-sum needs a scope no token has).
+ */
+export function everythingRoute({ upstreamPort, audience }) {
+  return `  - name: everything
+    path: /everything
+    upstream: "http://127.0.0.1:${upstreamPort}/mcp"
+    resource: ${yamlString(audience)}
+    auth:
+      type: jwt
+      server: bench
+      audience: ${yamlString(audience)}
+      required_scopes: [${REQUIRED_SCOPE}]
+    filter_tools_list: true
+    tools:
+      echo: { scopes: [${TOOL_SCOPE}] }
+      get-sum: { scopes: [admin:all] }
 `;
 }
 

@@ -40,12 +40,13 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 /**
- * Starts `argv` pinned to `core` (taskset), in its own process group, output to `logFile`.
- * Returns {pid, name, child, exited: Promise<code>}.
+ * Starts `argv` pinned to `core` (taskset; `null`: not pinned), in its own process group,
+ * output to `logFile`. Returns {pid, name, child, exited: Promise<code>}.
  */
 export function startPinned(name, core, argv, { logFile, env, cwd, stdio } = {}) {
   const out = logFile ? fs.openSync(logFile, 'a') : 'ignore';
-  const child = spawn('taskset', ['-c', String(core), ...argv], {
+  const [file, ...args] = core === null ? argv : ['taskset', '-c', String(core), ...argv];
+  const child = spawn(file, args, {
     detached: true, cwd, env: { ...process.env, ...env },
     stdio: stdio ?? ['ignore', out, out],
   });
@@ -148,6 +149,71 @@ export function rssKiB(pids) {
     } catch { /* gone */ }
   }
   return sum;
+}
+
+/** Open file descriptors of one process (NaN when it is gone). */
+export function fdCount(pid) {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+const TCP_STATES = { '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2',
+                     '06': 'TIME_WAIT', '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING' };
+
+/**
+ * What one process's descriptors are: {total, byKind: {"tcp <local|peer> port <n> <STATE>" |
+ * "socket (other)" | "pipe" | "file" | ...: count}}. A TCP socket is named by its remote port
+ * when `ports` (the processes' listening ports: {port: name}) knows it, else by its local one.
+ */
+export function describeFds(pid, ports = {}) {
+  const tcp = new Map();  // inode -> {local, remote, state}
+  for (const file of ['tcp', 'tcp6']) {
+    let text = '';
+    try { text = fs.readFileSync(`/proc/${pid}/net/${file}`, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const port = (addr) => parseInt(addr.split(':')[1], 16);
+      tcp.set(f[9], { local: port(f[1]), remote: port(f[2]), state: TCP_STATES[f[3]] ?? f[3] });
+    }
+  }
+  const byKind = {};
+  let total = 0;
+  let entries = [];
+  try { entries = fs.readdirSync(`/proc/${pid}/fd`); } catch { return { total: NaN, byKind }; }
+  for (const fd of entries) {
+    let target = '';
+    try { target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+    total++;
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    let kind;
+    if (m && tcp.has(m[1])) {
+      const t = tcp.get(m[1]);
+      kind = ports[t.remote] ? `tcp to ${ports[t.remote]} ${t.state}`
+        : ports[t.local] ? `tcp on ${ports[t.local]} ${t.state}` : `tcp port ${t.local} ${t.state}`;
+    } else if (m) {
+      kind = 'socket (not TCP)';
+    } else {
+      kind = /^(pipe|anon_inode):/.test(target) ? target.replace(/:.*/, '').replace(/^anon_inode$/, `anon_inode ${target.slice(11)}`)
+        : target.startsWith('/dev/') ? target : 'file';
+    }
+    byKind[kind] = (byKind[kind] ?? 0) + 1;
+  }
+  return { total, byKind };
+}
+
+/** VmRSS, VmHWM (peak RSS) in KiB and the thread count of one process, from /proc/<pid>/status. */
+export function memStatus(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name) => Number((new RegExp(`${name}:\\s+(\\d+)`).exec(text) || [])[1]);
+    return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM'), threads: field('Threads') };
+  } catch {
+    return { rssKiB: NaN, hwmKiB: NaN, threads: NaN };
+  }
 }
 
 /** Per-core {busy, total} ticks from /proc/stat (busy = everything but idle and iowait). */
