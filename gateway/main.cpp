@@ -1,6 +1,7 @@
 // mcpgate: arguments, config load, signals, run.
 #include <curl/curl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -101,8 +102,29 @@ sigset_t control_signals() {
   return signals;
 }
 
+// Each client connection takes a descriptor (and one more while its request is upstream), so the
+// default soft limit (often 1024) would cap the gateway far below max_connections: raised to the
+// hard limit the operator allows, with a warning when even that cannot hold max_connections.
+void raise_open_file_limit(std::size_t max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const rlim_t wanted = static_cast<rlim_t>(max_connections) + 256;  // + listeners, IdP calls, the store
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted)
+    observability::LogEvent(spdlog::level::warn, "open-file limit is below what max_connections needs")
+        .field("limit", static_cast<int64_t>(limit.rlim_cur))
+        .field("max_connections", static_cast<int64_t>(max_connections))
+        .field("needed", static_cast<int64_t>(wanted))
+        .emit();
+}
+
 int run(const config::ConfigPtr& config, plugins::PluginSetPtr plugins) {
   const sigset_t signals = control_signals();
+  raise_open_file_limit(config->server.limits.max_connections);
 
   core::enable_libevent_threads();
   curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -62,11 +62,20 @@ std::string error_body(const GatewayError& error, const std::optional<std::strin
                  &json_decref);
     return dump(body.get());
   }
+  const auto response_to = [&error](json_t* id) {
+    return json_pack("{s:s, s:O?, s:{s:i, s:s, s:{s:i, s:s}}}", "jsonrpc", "2.0", "id", id, "error", "code",
+                     jsonrpc_code_for(error.reason), "message", error.message.c_str(), "data", "status", error.status,
+                     "reason", error.reason.c_str());
+  };
   JsonPtr id(json_loads(jsonrpc_id->c_str(), JSON_DECODE_ANY, nullptr), &json_decref);
-  JsonPtr body(json_pack("{s:s, s:O?, s:{s:i, s:s, s:{s:i, s:s}}}", "jsonrpc", "2.0", "id", id.get(), "error",
-                         "code", jsonrpc_code_for(error.reason), "message", error.message.c_str(), "data",
-                         "status", error.status, "reason", error.reason.c_str()),
-               &json_decref);
+  if (json_is_array(id.get())) {
+    JsonPtr batch(json_array(), &json_decref);
+    std::size_t index;
+    json_t* each;
+    json_array_foreach(id.get(), index, each) json_array_append_new(batch.get(), response_to(each));
+    return dump(batch.get());
+  }
+  JsonPtr body(response_to(id.get()), &json_decref);
   return dump(body.get());
 }
 

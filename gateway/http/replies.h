@@ -21,7 +21,8 @@ std::string_view status_text(int status);
 int jsonrpc_code_for(std::string_view reason);
 
 // Body for `error`. With `jsonrpc_id` (the request's id as JSON text, "null" when
-// unknown) it is a JSON-RPC 2.0 error response; otherwise {"error","message"}.
+// unknown) it is a JSON-RPC 2.0 error response; otherwise {"error","message"}. A JSON array
+// of ids (a batch: ids themselves are never arrays) gets an array of responses, one per id.
 std::string error_body(const GatewayError& error, const std::optional<std::string>& jsonrpc_id);
 
 }  // namespace mcpgate::http

@@ -62,6 +62,7 @@ void read_message(const js::Document& doc, std::size_t open, JsonRpcInfo& info, 
   if (id != std::string_view::npos) {
     id_text = jsonrpc_id_text(doc, id);
     if (!id_text && !target.method.empty()) info.unusable_id = true;
+    if (id_text && !target.method.empty()) info.request_ids.push_back(*id_text);
   }
   info.targets.push_back(std::move(target));
   if (!first) return;
@@ -133,6 +134,17 @@ std::optional<std::string> with_meta_traceparent(std::string_view body, std::str
   if (!empty) out.push_back(',');
   out.append(body.substr(object + 1));
   return out;
+}
+
+std::string error_reply_ids(const JsonRpcInfo& info) {
+  if (!info.is_batch || info.request_ids.empty()) return info.id_json;
+  std::string ids = "[";
+  for (const auto& id : info.request_ids) {
+    if (ids.size() > 1) ids.push_back(',');
+    ids.append(id);
+  }
+  ids.push_back(']');
+  return ids;
 }
 
 std::string_view mcp_name_field(std::string_view method) {

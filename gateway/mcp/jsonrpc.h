@@ -29,12 +29,18 @@ struct JsonRpcInfo {
   std::string name;  // the first message's target name (see JsonRpcTarget)
   bool has_name = false;
   std::vector<JsonRpcTarget> targets;  // every message of a batch; one otherwise
+  std::vector<std::string> request_ids;  // the ids (JSON text) of every request, in order
   // SEP-414 trace context in a single message's params._meta.traceparent (a string; not checked).
   std::optional<std::string> meta_traceparent;
   // A single message whose params (absent or an object) and params._meta (absent or an object)
   // can take a traceparent.
   bool meta_writable = false;
 };
+
+// Who a gateway-made error answers, as error_body (http/replies.h) takes it: the request's id,
+// or for a batch with requests "[id,id,...]", so each request gets its own error (JSON-RPC 2.0
+// §6); "null" when there is no id to answer.
+std::string error_reply_ids(const JsonRpcInfo& info);
 
 // The params field a method's Mcp-Name header mirrors ("name", "uri", "taskId"); "" for none.
 std::string_view mcp_name_field(std::string_view method);

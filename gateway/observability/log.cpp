@@ -64,7 +64,9 @@ std::shared_ptr<spdlog::logger> g_audit;
 
 void setup_logging(const config::LogConfig& log) {
   static std::shared_ptr<spdlog::logger> logger = [] {
-    spdlog::init_thread_pool(16384, 1);
+    // Every slot of the queue (~400 bytes) is resident from the start: 8192 lines (over a second
+    // of access and audit lines at full load) cost 3.2 MiB, where 16384 was a third of idle RSS.
+    spdlog::init_thread_pool(8192, 1);
     auto sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
     // A full queue drops the oldest line rather than stall an event loop.
     auto async = std::make_shared<spdlog::async_logger>("mcpgate", sink, spdlog::thread_pool(),

@@ -71,7 +71,7 @@ void ProxyExchange::start() {
   const auto& request = connection_.request();
   if (request.method == "POST" && !request.body.empty()) {
     rpc_ = mcp::inspect_jsonrpc(request.body);
-    if (rpc_.is_jsonrpc) jsonrpc_id_ = rpc_.id_json;
+    if (rpc_.is_jsonrpc) jsonrpc_id_ = mcp::error_reply_ids(rpc_);
   }
   auto trace = trace_context(request.headers.get("traceparent"), rpc_.meta_traceparent);
   trace_id_ = std::move(trace.trace_id);
@@ -688,7 +688,7 @@ void ProxyExchange::respond_link_required(bool refresh_refused) {
   http::HeaderList headers = cors_headers();
   headers.add("Content-Type", "application/json");
   headers.add("Cache-Control", "no-store");
-  const std::string body = mcp::link_required_response(form, jsonrpc_id_.value_or("null"), "connect-" + grant.id, url, message);
+  const std::string body = mcp::link_required_response(form, rpc_.id_json, "connect-" + grant.id, url, message);
   bytes_out_ = body.size();
   complete(200);
   connection_.send_response(200, std::move(headers), body);

@@ -6,7 +6,8 @@
 //   flags bits 0-1: the request id the tools/list filter is given (the body's own, 1, "1", null)
 //   flags bits 2-7: which tool names the filter allows (see allowed_by)
 //
-// Checked: inspect_jsonrpc's facts agree with each other; a Base64 sentinel round-trips;
+// Checked: the in-place reader (core/json_scan) and jansson agree on what is JSON (jansson
+// refusing numbers it cannot hold aside); inspect_jsonrpc's facts agree with each other; a Base64 sentinel round-trips;
 // a traceparent inserted leaves valid JSON whose method, id and name are unchanged, holds the
 // traceparent, and differs from the body by one inserted block; a filtered tools/list result
 // keeps, in order, exactly the allowed tools, is marked private, and filtering it again
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "core/json_scan.h"
 #include "fuzz_support.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/tools_filter.h"
@@ -37,6 +39,22 @@ std::string base64(std::string_view bytes) {
                                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
   out.resize(static_cast<std::size_t>(length));
   return out;
+}
+
+// Which texts are JSON must not depend on who reads them: the gateway reads bodies in place and
+// the fuzz checks (and upstreams) parse them. Refusing as a duplicate or as invalid is one answer.
+void check_same_verdict(std::string_view body) {
+  namespace js = mcpgate::core::json_scan;
+  // A raw NUL is JSON nowhere; jansson stops reading at one (it took "1\0" for 1).
+  if (body.find('\0') != std::string_view::npos) {
+    FUZZ_CHECK(js::Document(body).verdict() != js::Verdict::Valid, printable(body));
+    return;
+  }
+  json_error_t error;
+  JsonPtr parsed = json_owned(json_loadb(body.data(), body.size(), JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error));
+  // jansson refuses integers beyond 64 bits and reals beyond a double, which RFC 8259 allows.
+  if (!parsed && json_error_code(&error) == json_error_numeric_overflow) return;
+  FUZZ_CHECK((js::Document(body).verdict() == js::Verdict::Valid) == (parsed != nullptr), printable(body));
 }
 
 void check_info(std::string_view body, const JsonRpcInfo& info) {
@@ -86,7 +104,7 @@ void check_insertion(std::string_view body, std::string_view out) {
 void check_traceparent(std::string_view body, const JsonRpcInfo& info) {
   if (!info.meta_writable || info.meta_traceparent) return;  // the proxy's precondition
   const auto traced = mcpgate::mcp::with_meta_traceparent(body, kTraceparent);
-  if (!traced) return;  // a key on the way is written with escapes
+  FUZZ_CHECK(traced, printable(body));  // meta_writable promises a place for it
   const JsonRpcInfo after = mcpgate::mcp::inspect_jsonrpc(*traced);
   const std::string what = printable(body) + "  ->  " + printable(*traced);
   FUZZ_CHECK(after.valid_json && !after.duplicate_keys, what);
@@ -164,7 +182,9 @@ void check_filter(std::string_view body, const JsonRpcInfo& info, uint8_t flags)
   JsonPtr before = json_owned(json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, nullptr));
   JsonPtr after = json_owned(json_loadb(message.data(), message.size(), JSON_REJECT_DUPLICATES, nullptr));
   FUZZ_CHECK(before && after && json_is_object(after.get()), what);
-  FUZZ_CHECK(mcpgate::core::json_text(json_object_get(after.get(), "id")) == id, what);
+  // The same id, however it is spelled (ids are compared in canonical form).
+  JsonPtr expected_id = json_owned(json_loads(id.c_str(), JSON_DECODE_ANY, nullptr));
+  FUZZ_CHECK(expected_id && json_equal(json_object_get(after.get(), "id"), expected_id.get()), what);
   json_t* result = json_object_get(after.get(), "result");
   FUZZ_CHECK(json_is_string(json_object_get(result, "cacheScope")) &&
                  std::string_view(json_string_value(json_object_get(result, "cacheScope"))) == "private",
@@ -190,6 +210,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t flags = input.byte();
   const std::string_view body = input.rest();
 
+  check_same_verdict(body);
   const JsonRpcInfo info = mcpgate::mcp::inspect_jsonrpc(body);
   check_info(body, info);
   check_header_value(body, info);

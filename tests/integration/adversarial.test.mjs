@@ -13,6 +13,7 @@
 // 404 with its id, each forged-token kind once, 25 unknown kids.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -31,6 +32,7 @@ import {
   makeTempDir,
   mcpPost,
   metricValue,
+  parseJsonLines,
   parseRawResponse,
   rawHttp,
   sanitizerFindings,
@@ -337,7 +339,7 @@ describe('hostile bytes on one gateway (echo upstream)', () => {
       for (const headers of [{ 'mcp-method': 'tools/list' }, { 'mcp-method': 'tools/call', 'mcp-name': 'get-sum' }]) {
         const res = await mcpPost(`${gw.url}/echo`, batch, { headers });
         assert.equal(res.status, 400, `${JSON.stringify(headers)}: ${res.text}`);
-        assert.equal(res.json.error?.code, -32020, res.text);
+        assert.deepEqual(res.json.map((m) => [m.id, m.error?.code]), [[1, -32020], [2, -32020]], res.text);
       }
       assert.deepEqual(seenSince(mark), []);
       const same = JSON.stringify([rpc(1, 'tools/list'), rpc(2, 'tools/list')]);
@@ -478,7 +480,6 @@ describe('hostile bytes on one gateway (echo upstream)', () => {
 
     it(
       'an error answering a whole batch is a batch: one error per request, each with its id',
-      { todo: 'finding: JsonRpcInfo keeps only the first id (gateway/mcp/jsonrpc.cpp), error_body writes one object (see report)' },
       async () => {
         const res = await mcpPost(`${gw.url}/strict`, JSON.stringify([rpc('b1', 'ping'), rpc(2, 'ping'), { jsonrpc: '2.0', method: 'notifications/x' }]), {
           headers: { origin: 'https://evil.example' },
@@ -977,8 +978,9 @@ describe('out of file descriptors', () => {
       configPath,
       toYaml(buildGatewayConfig({ port, adminPort, server: { workers: 1 }, routes: [{ name: 'echo', path: '/echo', upstream: `${echo.origin}/base` }] })),
     );
-    // startGateway spawns the binary itself; the soft fd limit needs a shell in between.
-    const gw = startProcess('bash', ['-c', 'ulimit -Sn 128 && exec "$0" run --config "$1"', GATEWAY_BIN, configPath], {
+    // startGateway spawns the binary itself; the fd limit needs a shell in between. Both limits:
+    // the gateway raises its soft limit to the hard one at start.
+    const gw = startProcess('bash', ['-c', 'ulimit -n 128 && exec "$0" run --config "$1"', GATEWAY_BIN, configPath], {
       name: 'mcpgate',
       env: { ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1:halt_on_error=1:abort_on_error=0' },
     });
@@ -1008,6 +1010,37 @@ describe('out of file descriptors', () => {
       const exit = await gw.stop('SIGTERM', 12000 * TIME_SCALE);
       await echo.close();
       assert.equal(sanitizerFindings(gw.stderr()), '');
+      assert.equal(exit.code, 0, JSON.stringify(exit));
+    }
+  });
+
+  it('a low soft open-file limit is raised to the hard limit at start, with a warning when that is short of max_connections', async () => {
+    const hard = Number(execFileSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim());
+    const echo = await startEchoUpstream();
+    const port = await freePort();
+    const adminPort = await freePort();
+    const dir = makeTempDir('itest-adv-fd-');
+    const configPath = path.join(dir, 'mcpgate.yaml');
+    const routes = [{ name: 'echo', path: '/echo', upstream: `${echo.origin}/base` }];
+    // max_connections above the hard limit: the warning names both.
+    const cfg = buildGatewayConfig({ port, adminPort, server: { workers: 1, limits: { max_connections: hard + 1000 } }, routes });
+    fs.writeFileSync(configPath, toYaml(cfg));
+    const gw = startProcess('bash', ['-c', 'ulimit -Sn 256 && exec "$0" run --config "$1"', GATEWAY_BIN, configPath], {
+      name: 'mcpgate',
+      env: { ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1:halt_on_error=1:abort_on_error=0' },
+    });
+    try {
+      await waitForUrl(`http://127.0.0.1:${adminPort}/readyz`, { proc: gw });
+      const [, soft, hardSeen] = fs.readFileSync(`/proc/${gw.pid}/limits`, 'utf8').match(/Max open files\s+(\d+)\s+(\d+)/);
+      assert.equal(Number(hardSeen), hard);
+      assert.equal(Number(soft), hard, 'soft raised from 256 to the hard limit');
+      const warning = parseJsonLines(gw.stdout()).find((l) => l.msg === 'open-file limit is below what max_connections needs');
+      assert.ok(warning, gw.output().slice(-2000));
+      assert.equal(warning.limit, hard);
+      assert.equal(warning.max_connections, hard + 1000);
+    } finally {
+      const exit = await gw.stop('SIGTERM', 12000 * TIME_SCALE);
+      await echo.close();
       assert.equal(exit.code, 0, JSON.stringify(exit));
     }
   });

@@ -120,3 +120,14 @@ TEST_CASE("replies: status texts") {
   CHECK(status_text(299) == "Unknown");
   CHECK(status_text(-1) == "Unknown");
 }
+
+TEST_CASE("replies: a batch's error is a batch, one response per request id") {
+  const std::string text = error_body({403, "origin_not_allowed", "no"}, R"(["b1",2])");
+  json_error_t error;
+  JsonPtr body(json_loads(text.c_str(), 0, &error), &json_decref);
+  REQUIRE(json_is_array(body.get()));
+  REQUIRE(json_array_size(body.get()) == 2);
+  CHECK(string_at(json_array_get(body.get(), 0), "id") == "b1");
+  CHECK(integer_at(json_array_get(body.get(), 1), "id") == 2);
+  CHECK(integer_at(json_object_get(json_array_get(body.get(), 1), "error"), "code") == -32000);
+}

@@ -336,3 +336,13 @@ TEST_CASE("jsonrpc: member names and values are read with their escapes resolved
   CHECK(inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"ping","id":1,"\u0069d":2})").duplicate_keys);
   CHECK(inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"tools/call","id":1,"params":{"name":"a","arguments":{"x":1,"x":2}}})").duplicate_keys);
 }
+
+TEST_CASE("jsonrpc: who a gateway error answers: the id, or every request id of a batch") {
+  using mcpgate::mcp::error_reply_ids;
+  CHECK(error_reply_ids(inspect_jsonrpc(R"({"jsonrpc":"2.0","id":"a","method":"ping"})")) == R"("a")");
+  CHECK(error_reply_ids(inspect_jsonrpc(R"({"jsonrpc":"2.0","method":"notifications/x"})")) == "null");
+  CHECK(error_reply_ids(inspect_jsonrpc(
+            R"([{"jsonrpc":"2.0","id":"b1","method":"ping"},{"jsonrpc":"2.0","method":"notifications/x"},{"jsonrpc":"2.0","id":2,"method":"ping"},{"jsonrpc":"2.0","id":3,"result":{}}])")) ==
+        R"(["b1",2])");
+  CHECK(error_reply_ids(inspect_jsonrpc(R"([{"jsonrpc":"2.0","method":"notifications/x"}])")) == "null");
+}
