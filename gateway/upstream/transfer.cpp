@@ -10,10 +10,7 @@
 namespace mcpgate::upstream {
 namespace {
 
-// libcurl keeps this buffer for the life of each handle, and a held-open stream holds one:
-// at 16 KiB (curl's default) it was two thirds of a stream's memory. One page still carries
-// any response; a large one only takes more, cheap, write callbacks.
-constexpr long kReceiveBufferBytes = 4096;
+constexpr long kReceiveBufferBytes = 16384;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

@@ -601,18 +601,24 @@ export function metricValue(samples, name, match = {}) {
  */
 export function recordingFetch(baseFetch = fetch) {
   const records = [];
+  const pending = [];
   const f = async (input, init = {}) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const method = init.method ?? (typeof input === 'object' && 'method' in input ? input.method : 'GET');
     const reqHeaders = new Headers(init.headers ?? (typeof input === 'object' && 'headers' in input ? input.headers : undefined));
     const rec = { url, method, requestHeaders: Object.fromEntries(reqHeaders), startedAt: Date.now() };
     records.push(rec);
-    const res = await baseFetch(input, init);
-    rec.status = res.status;
-    rec.responseHeaders = Object.fromEntries(res.headers);
-    return res;
+    const answered = baseFetch(input, init).then((res) => {
+      rec.status = res.status;
+      rec.responseHeaders = Object.fromEntries(res.headers);
+      return res;
+    });
+    pending.push(answered.catch(() => {}));
+    return answered;
   };
   f.records = records;
+  /** Every request's response head has arrived (or failed), or `timeoutMs` passed. */
+  f.settled = (timeoutMs = 10000 * TIME_SCALE) => Promise.race([Promise.all(pending), sleep(timeoutMs)]);
   return f;
 }
 

@@ -109,6 +109,9 @@ export async function sdk1SseFlow(sseUrl, { fetchImpl = fetch } = {}) {
     out.toolNames = (await client.listTools()).tools.map((t) => t.name);
     out.echoText = textOf(await client.callTool({ name: 'echo', arguments: { message: 'hello through mcpgate' } }));
     out.sumText = textOf(await client.callTool({ name: 'get-sum', arguments: { a: 19, b: 23 } }));
+    // Legacy SSE: a result comes down the event stream, so it can arrive before the 202 that
+    // acknowledges its POST; the records are complete once every response head is in.
+    await rec.settled();
   } finally {
     await client.close().catch(() => {});
   }
