@@ -30,6 +30,25 @@ std::string_view auth_status_name(AuthStatus status) {
   return "internal_error";  // an out-of-range value is a bug: report it as one
 }
 
+bool is_token_fault(AuthStatus status) {
+  switch (status) {
+    case AuthStatus::TokenMalformed:
+    case AuthStatus::HeaderInvalid:
+    case AuthStatus::AlgorithmNotAllowed:
+    case AuthStatus::TypeNotAllowed:
+    case AuthStatus::KeyAlgorithmMismatch:
+    case AuthStatus::SignatureInvalid:
+    case AuthStatus::Expired:
+    case AuthStatus::IssuerMismatch:
+    case AuthStatus::AudienceMismatch:
+    case AuthStatus::MissingClaim:
+    case AuthStatus::ClaimInvalid:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string_view auth_status_description(AuthStatus status) {
   switch (status) {
     case AuthStatus::Ok: return "The access token is valid";

@@ -47,6 +47,11 @@ enum class AuthStatus {
 // A stable snake_case code for logs and metrics labels ("token_malformed").
 std::string_view auth_status_name(AuthStatus status);
 
+// True when the failure is a property of the token itself, so the same token fails the
+// same way on every try: the answer may be cached. False for Ok and for failures of the
+// gateway or the IdP, and for times that pass (not yet valid, issued in the future).
+bool is_token_fault(AuthStatus status);
+
 // Short human text for an OAuth error_description; never includes token contents.
 std::string_view auth_status_description(AuthStatus status);
 

@@ -62,8 +62,14 @@ void TokenCache::clear() {
 }
 
 // Used again: to the front of the protected segment, whose least recent entry goes back on
-// probation when it is full.
+// probation when it is full. A refusal stays on probation: bad tokens replayed, however often,
+// must not push out the ones clients keep using.
 void TokenCache::promote(Segment::iterator slot) {
+  if (slot->entry.status != AuthStatus::Ok) {
+    probation_.splice(probation_.begin(), slot->protected_segment ? protected_ : probation_, slot);
+    slot->protected_segment = false;
+    return;
+  }
   if (slot->protected_segment) {
     protected_.splice(protected_.begin(), protected_, slot);
     return;

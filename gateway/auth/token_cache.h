@@ -3,7 +3,8 @@
 // is not kept); a positive entry never outlives its token; failures are kept briefly.
 // Bounded as a segmented LRU: a token enters on probation and is protected once used again,
 // so a flood of tokens seen once (forged, or each new) evicts only other such tokens, never
-// the ones clients keep using. Loop-local: no lock.
+// the ones clients keep using; a refusal is never protected, however often it is replayed.
+// Loop-local: no lock.
 #pragma once
 
 #include <cstdint>

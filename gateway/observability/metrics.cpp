@@ -88,15 +88,24 @@ void Metrics::record_upstream_unreachable(unsigned shard_index, std::string_view
   count(shard.unreachable, route, endpoint, result);
 }
 
+void Metrics::record_jwt_verification(unsigned shard_index, std::string_view route, std::string_view server,
+                                      std::string_view result) {
+  Shard& shard = *shards_.at(shard_index);
+  std::lock_guard lock(shard.mutex);
+  count(shard.jwt_verifications, route, server, result);
+}
+
 void Metrics::render_policy_metrics(std::string& out) const {
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> rate_limits;
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> plugin_decisions;
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> unreachable;
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> jwt_verifications;
   for (const auto& shard : shards_) {
     std::lock_guard lock(shard->mutex);
     for (const auto& [key, value] : shard->rate_limits) rate_limits[key] += value;
     for (const auto& [key, value] : shard->plugin_decisions) plugin_decisions[key] += value;
     for (const auto& [key, value] : shard->unreachable) unreachable[key] += value;
+    for (const auto& [key, value] : shard->jwt_verifications) jwt_verifications[key] += value;
   }
   auto family = [&](std::string_view name, std::string_view help, const auto& counters,
                     std::array<std::string_view, 3> labels) {
@@ -116,6 +125,9 @@ void Metrics::render_policy_metrics(std::string& out) const {
   family("mcpgate_upstream_unreachable_total",
          "Upstream endpoints that refused a connection, by route, endpoint and result (retried on another endpoint, failed).",
          unreachable, {"route", "endpoint", "result"});
+  family("mcpgate_jwt_verifications_total",
+         "JWT checks run (not answered from the token cache), by route, authorization server and result.",
+         jwt_verifications, {"route", "server", "result"});
 }
 
 void Metrics::record_credential_event(std::string_view kind, std::string_view credential, std::string_view outcome) {

@@ -42,6 +42,9 @@ class Metrics {
   void record_rate_limit(unsigned shard, std::string_view route, std::string_view limit, std::string_view outcome);
   // One plugin hook answer: hook verify_token / authorize, result allow, deny, error.
   void record_plugin_decision(unsigned shard, std::string_view plugin, std::string_view hook, std::string_view result);
+  // One JWT check that ran (answers from the token cache are not counted): result is the
+  // auth status name (ok, signature_invalid, expired...).
+  void record_jwt_verification(unsigned shard, std::string_view route, std::string_view server, std::string_view result);
   // An upstream endpoint refused the connection (or did not resolve, or failed TLS): result
   // retried (another endpoint of the route took the request) or failed (the client got an error).
   void record_upstream_unreachable(unsigned shard, std::string_view route, std::string_view endpoint, std::string_view result);
@@ -74,6 +77,7 @@ class Metrics {
     std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> rate_limits;  // route, limit, outcome
     std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> plugin_decisions;  // plugin, hook, result
     std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> unreachable;  // route, endpoint, result
+    std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> jwt_verifications;  // route, server, result
   };
   // Adds one to the counter of `key` in a shard map, allocating only for a new label set.
   static void count(std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>>& counters,

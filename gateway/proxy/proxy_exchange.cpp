@@ -23,9 +23,9 @@ namespace {
 
 constexpr std::size_t kMaxBufferedSseBytes = 65536;
 constexpr std::size_t kMaxFilteredBodyBytes = 4 << 20;
-// A failed userinfo/introspection answer is reused this long: a replayed bad token
-// costs the IdP one call per period, and an IdP outage is retried soon.
-constexpr int64_t kFailedLookupCacheS = 2;
+// A failed token check is reused this long: a replayed bad token costs one signature
+// check, or one IdP call, per period and loop, and an IdP outage is retried soon.
+constexpr int64_t kFailedCheckCacheS = 2;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -257,6 +257,10 @@ ProxyExchange::Stage ProxyExchange::verify_jwt_token(auth::AuthorizationServer& 
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   const std::string cache_key = auth::TokenCache::key_for(route.name, token_);
   if (const auto* cached = worker_.token_cache.find(cache_key, now)) {
+    if (cached->status != auth::AuthStatus::Ok) {
+      respond_challenge(auth::challenge_for(cached->status, challenge_context(scopes_needed())));
+      return Stage::Responded;
+    }
     identity_ = cached->identity;
     return Stage::Continue;
   }
@@ -292,6 +296,8 @@ ProxyExchange::Stage ProxyExchange::verify_jwt_token(auth::AuthorizationServer& 
       return Stage::Stopped;
   }
   if (result.status == auth::AuthStatus::KeyNotFound) result.status = server.unknown_kid_status();
+  worker_.metrics.record_jwt_verification(worker_.index, route.name, route.auth.server,
+                                          auth::auth_status_name(result.status));
   if (result.status == auth::AuthStatus::KeysUnavailable) {
     auto context = challenge_context({});
     context.retry_after_s = server.retry_after_s();
@@ -299,6 +305,8 @@ ProxyExchange::Stage ProxyExchange::verify_jwt_token(auth::AuthorizationServer& 
     return Stage::Responded;
   }
   if (result.status != auth::AuthStatus::Ok) {
+    if (route.auth.cache_ttl_s > 0 && auth::is_token_fault(result.status))
+      worker_.token_cache.insert(cache_key, {result.status, {}, now + kFailedCheckCacheS});
     respond_challenge(auth::challenge_for(result.status, challenge_context(scopes_needed())));
     return Stage::Responded;
   }
@@ -380,7 +388,7 @@ ProxyExchange::Stage ProxyExchange::verify_by_lookup(auth::AuthorizationServer& 
                           auth::LookupResult result = introspection
                                                           ? auth::read_introspection_response(response, rules, now)
                                                           : auth::read_userinfo_response(response, rules.issuer);
-                          int64_t valid_until = now + kFailedLookupCacheS;
+                          int64_t valid_until = now + kFailedCheckCacheS;
                           if (result.status == auth::AuthStatus::Ok) {
                             valid_until = now + ttl;
                             if (result.identity.expires_at > 0) valid_until = std::min(valid_until, result.identity.expires_at);

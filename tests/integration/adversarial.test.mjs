@@ -748,6 +748,35 @@ describe('protected routes under attack (JWT and introspection)', () => {
     assert.ok(gw.proc.alive());
   });
 
+  it('JWT: one bad token replayed is verified once per loop and cache period; each replay gets the same challenge', async () => {
+    const [h, p, s] = (await sign()).split('.');
+    const signature = Buffer.from(s, 'base64url');
+    signature[5] ^= 1;
+    const expired = await sign({ claims: { exp: Math.floor(Date.now() / 1000) - 3600, iat: Math.floor(Date.now() / 1000) - 7200 } });
+    for (const [bad, result] of [[`${h}.${p}.${signature.toString('base64url')}`, 'signature_invalid'], [expired, 'expired']]) {
+      const checks = async () => metricValue((await getMetrics(gw)).samples, 'mcpgate_jwt_verifications_total', { route: 'secure', result }) ?? 0;
+      const before = await checks();
+      const mark = echo.requests.length;
+      const started = Date.now();
+      const results = await pool(60, 12, (i) => mcpPost(`${gw.url}/secure`, rpc(i, 'ping'), { headers: { authorization: `Bearer ${bad}` } }));
+      const elapsedS = (Date.now() - started) / 1000;
+      const challenge = results[0].headers.get('www-authenticate');
+      assert.equal(parseBearerChallenge(challenge).error, 'invalid_token');
+      for (const [i, res] of results.entries()) {
+        assert.equal(res.status, 401, res.text);
+        assert.equal(res.headers.get('www-authenticate'), challenge, 'a cached refusal says what the first one said');
+        assert.equal(res.json.id, i);
+      }
+      assert.deepEqual(echo.requests.slice(mark), []);
+      // A refusal is kept for 2 s (whole seconds) on each of the 2 loops.
+      const verified = (await checks()) - before;
+      const allowed = 2 * (2 + Math.floor(elapsedS));
+      assert.ok(verified >= 1 && verified <= allowed, `${verified} ${result} checks for 60 requests with one token in ${elapsedS} s`);
+    }
+    const good = await mcpPost(`${gw.url}/secure`, rpc(1, 'ping'), { headers: { authorization: `Bearer ${await sign()}` } });
+    assert.equal(good.status, 200, 'a good token is not confused with a cached bad one');
+  });
+
   it('introspection: one bad token repeated is checked once per loop and cache period, not once per request', async () => {
     const bad = `bad-${crypto.randomBytes(8).toString('hex')}`;
     const started = Date.now();

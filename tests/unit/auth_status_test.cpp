@@ -25,6 +25,25 @@ TEST_CASE("auth status: every code has a unique snake_case name and a descriptio
   CHECK(mcpgate::auth::auth_status_name(static_cast<AuthStatus>(999)) == "internal_error");
 }
 
+TEST_CASE("auth status: only failures that the same token always meets again are token faults") {
+  using mcpgate::auth::is_token_fault;
+  CHECK(is_token_fault(AuthStatus::SignatureInvalid));
+  CHECK(is_token_fault(AuthStatus::TokenMalformed));
+  CHECK(is_token_fault(AuthStatus::AlgorithmNotAllowed));
+  CHECK(is_token_fault(AuthStatus::Expired));
+  CHECK(is_token_fault(AuthStatus::AudienceMismatch));
+  CHECK(is_token_fault(AuthStatus::ClaimInvalid));
+  CHECK_FALSE(is_token_fault(AuthStatus::Ok));
+  // The JWKS may gain the key, the keys may come back, the clock moves on.
+  CHECK_FALSE(is_token_fault(AuthStatus::KeyNotFound));
+  CHECK_FALSE(is_token_fault(AuthStatus::KeysUnavailable));
+  CHECK_FALSE(is_token_fault(AuthStatus::NotYetValid));
+  CHECK_FALSE(is_token_fault(AuthStatus::IssuedInFuture));
+  CHECK_FALSE(is_token_fault(AuthStatus::IdpUnavailable));
+  CHECK_FALSE(is_token_fault(AuthStatus::InsufficientScope));
+  CHECK_FALSE(is_token_fault(AuthStatus::InternalError));
+}
+
 TEST_CASE("auth identity: scope strings and scope checks") {
   using mcpgate::auth::split_scopes;
   CHECK(split_scopes("").empty());

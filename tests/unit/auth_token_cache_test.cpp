@@ -63,3 +63,27 @@ TEST_CASE("token cache: protected entries beyond their share return to probation
   cache.clear();
   CHECK(cache.size() == 0);
 }
+
+TEST_CASE("token cache: refusals replayed stay on probation, so they never evict the tokens in use") {
+  TokenCache cache;
+  const int in_use = 1000;
+  for (int i = 0; i < in_use; ++i) {
+    cache.insert(key(i), ok_until(1000));
+    REQUIRE(cache.find(key(i), 0) != nullptr);
+  }
+  // Bad tokens, each replayed, ten times the capacity: a replay finds the refusal but does not protect it.
+  for (int i = 0; i < 10 * static_cast<int>(TokenCache::kMaxEntries); ++i) {
+    cache.insert(key(1'000'000 + i), {AuthStatus::SignatureInvalid, {}, 1000});
+    const auto* replayed = cache.find(key(1'000'000 + i), 0);
+    REQUIRE(replayed != nullptr);
+    REQUIRE(replayed->status == AuthStatus::SignatureInvalid);
+  }
+  int kept = 0;
+  for (int i = 0; i < in_use; ++i) kept += cache.find(key(i), 0) != nullptr;
+  CHECK(kept == in_use);
+  // A protected token later refused (an introspection answer that changed) leaves the protected segment.
+  cache.insert(key(0), {AuthStatus::TokenInactive, {}, 1000});
+  for (int i = 0; i < static_cast<int>(TokenCache::kMaxEntries); ++i) cache.insert(key(2'000'000 + i), {AuthStatus::Expired, {}, 1000});
+  CHECK(cache.find(key(0), 0) == nullptr);
+  CHECK(cache.find(key(1), 0) != nullptr);
+}

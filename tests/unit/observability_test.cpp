@@ -299,14 +299,22 @@ TEST_CASE("metrics: credential events and token store latency render as labelled
   CHECK(text.find("mcpgate_credential_cache_total{credential=\"user-api\"") == std::string::npos);
 }
 
-TEST_CASE("metrics: rate-limit and plugin decisions from two shards are summed per label set") {
+TEST_CASE("metrics: rate-limit, plugin and JWT check counts from two shards are summed per label set") {
   mcpgate::observability::Metrics metrics(2);
   metrics.record_rate_limit(0, "notes", "subject:delete_note", "allowed");
   metrics.record_rate_limit(1, "notes", "subject:delete_note", "allowed");
   metrics.record_rate_limit(1, "notes", "subject:delete_note", "limited");
   metrics.record_plugin_decision(0, "guard", "authorize", "deny");
   metrics.record_plugin_decision(1, "keys", "verify_token", "allow");
+  metrics.record_jwt_verification(0, "notes", "idp", "signature_invalid");
+  metrics.record_jwt_verification(1, "notes", "idp", "signature_invalid");
+  metrics.record_jwt_verification(1, "notes", "idp", "ok");
   const std::string text = metrics.render_prometheus();
+  CHECK(text.find("# TYPE mcpgate_jwt_verifications_total counter\n") != std::string::npos);
+  CHECK(text.find("mcpgate_jwt_verifications_total{route=\"notes\",server=\"idp\",result=\"signature_invalid\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("mcpgate_jwt_verifications_total{route=\"notes\",server=\"idp\",result=\"ok\"} 1\n") !=
+        std::string::npos);
   CHECK(text.find("# TYPE mcpgate_rate_limit_total counter\n") != std::string::npos);
   CHECK(text.find("mcpgate_rate_limit_total{route=\"notes\",limit=\"subject:delete_note\",outcome=\"allowed\"} 2\n") !=
         std::string::npos);
