@@ -59,6 +59,7 @@ Connection::Connection(core::EventLoop& loop, ConnectionSet& owner, bufferevent*
       owner_(owner),
       bev_(bev),
       timer_(evtimer_new(loop.base(), &Connection::on_timer, this)),
+      flush_event_(event_new(loop.base(), -1, 0, &Connection::on_flush, this)),
       peer_address_(std::move(peer_address)),
       tls_(tls),
       settings_(settings),
@@ -72,13 +73,17 @@ Connection::Connection(core::EventLoop& loop, ConnectionSet& owner, bufferevent*
   // A client that stops reading for the idle period while output is pending is dropped.
   const timeval write_timeout = to_timeval(settings_.idle_timeout_ms);
   bufferevent_set_timeouts(bev_, nullptr, &write_timeout);
+  // Plain connections write their output themselves (on_flush); the write event is enabled
+  // only while the socket cannot take it all. TLS output is left to the OpenSSL bufferevent.
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  if (!tls_) bufferevent_disable(bev_, EV_WRITE);  // a new bufferevent starts with writing enabled
   arm_timer(settings_.idle_timeout_ms);
 }
 
 Connection::~Connection() {
   if (bev_ != nullptr) bufferevent_free(bev_);
   event_free(timer_);
+  event_free(flush_event_);
 }
 
 void Connection::arm_timer(uint32_t ms) {
@@ -98,14 +103,47 @@ void Connection::on_read(bufferevent*, void* self) noexcept {
 }
 
 void Connection::on_write(bufferevent*, void* self) noexcept {
+  static_cast<Connection*>(self)->output_drained();
+}
+
+// Owner: this Connection (the event is freed with it). Runs once the callback that wrote has
+// returned, so a response made in one go leaves in one writev, with no write event registered
+// and removed for it. What the socket does not take now, and any write error, are left to
+// libevent's write event, which ends in on_write or on_event as before.
+void Connection::on_flush(int, short, void* self) noexcept {
   auto* connection = static_cast<Connection*>(self);
+  connection->flush_scheduled_ = false;
   if (connection->closed_) return;
-  const std::size_t pending = evbuffer_get_length(bufferevent_get_output(connection->bev_));
-  if (connection->close_after_flush_) {
-    if (pending == 0) connection->close();
+  evbuffer* output = bufferevent_get_output(connection->bev_);
+  const evutil_socket_t fd = bufferevent_getfd(connection->bev_);
+  // A socket bufferevent freezes the start of its output; its own write callback thaws it
+  // around each write, as here.
+  evbuffer_unfreeze(output, 1);
+  while (evbuffer_get_length(output) > 0 && evbuffer_write(output, fd) > 0) {
+  }
+  evbuffer_freeze(output, 1);
+  if (evbuffer_get_length(output) > 0) {
+    bufferevent_enable(connection->bev_, EV_WRITE);
     return;
   }
-  if (connection->exchange_) connection->exchange_->on_client_drained();
+  bufferevent_disable(connection->bev_, EV_WRITE);
+  connection->output_drained();
+}
+
+void Connection::schedule_flush() {
+  if (tls_ || closed_ || flush_scheduled_) return;
+  flush_scheduled_ = true;
+  event_active(flush_event_, 0, 0);
+}
+
+void Connection::output_drained() {
+  if (closed_) return;
+  const std::size_t pending = evbuffer_get_length(bufferevent_get_output(bev_));
+  if (close_after_flush_) {
+    if (pending == 0) close();
+    return;
+  }
+  if (exchange_) exchange_->on_client_drained();
 }
 
 void Connection::on_event(bufferevent*, short what, void* self) noexcept {
@@ -140,6 +178,7 @@ void Connection::process_input() {
       if (parser_.headers_done() && parser_.request().expects_continue && !continue_sent_) {
         continue_sent_ = true;
         bufferevent_write(bev_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        schedule_flush();
       }
       return;
     case RequestParser::Status::Failed: {
@@ -192,6 +231,7 @@ void Connection::send_head(int status, const HeaderList& headers, std::optional<
     head.append("Connection: keep-alive\r\n");
   head.append("\r\n");
   bufferevent_write(bev_, head.data(), head.size());
+  schedule_flush();
   if (no_body) is_head_request_ = true;  // from here on, body bytes are dropped
 }
 
@@ -206,6 +246,7 @@ void Connection::send_body(const char* data, std::size_t length) {
   } else {
     bufferevent_write(bev_, data, length);
   }
+  schedule_flush();
   body_bytes_written_ += length;
 }
 
@@ -215,7 +256,10 @@ void Connection::finish_response() {
     abort();
     return;
   }
-  if (chunked_) bufferevent_write(bev_, "0\r\n\r\n", 5);
+  if (chunked_) {
+    bufferevent_write(bev_, "0\r\n\r\n", 5);
+    schedule_flush();
+  }
   release_exchange();
   if (!keep_alive_ || closing_when_idle_) {
     close_after_flush_ = true;
@@ -280,6 +324,7 @@ void Connection::close() {
   if (closed_) return;
   closed_ = true;
   evtimer_del(timer_);
+  event_del(flush_event_);
   if (exchange_) {
     auto exchange = std::move(exchange_);
     exchange->on_client_closed();

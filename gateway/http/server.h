@@ -92,17 +92,23 @@ class Connection : public core::Deletable {
   static void on_write(bufferevent*, void* self) noexcept;
   static void on_event(bufferevent*, short what, void* self) noexcept;
   static void on_timer(int, short, void* self) noexcept;
+  static void on_flush(int, short, void* self) noexcept;
 
   void process_input();
   void dispatch_request();
   void close();
   void arm_timer(uint32_t ms);
   void release_exchange();
+  // Output was added: write it once the current callback is done (see on_flush).
+  void schedule_flush();
+  // The output is below its low-water mark (on_write) or empty (on_flush).
+  void output_drained();
 
   core::EventLoop& loop_;
   ConnectionSet& owner_;
   bufferevent* bev_;
   event* timer_;
+  event* flush_event_;  // activated by schedule_flush(); never tied to the socket
   std::string peer_address_;
   bool tls_;
   ConnectionSettings settings_;
@@ -118,6 +124,7 @@ class Connection : public core::Deletable {
   bool close_after_flush_ = false;
   bool closing_when_idle_ = false;
   bool closed_ = false;
+  bool flush_scheduled_ = false;
   std::size_t body_bytes_written_ = 0;
 };
 
