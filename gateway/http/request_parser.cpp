@@ -2,8 +2,10 @@
 
 #include <event2/buffer.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 namespace mcpgate::http {
@@ -11,17 +13,6 @@ namespace {
 
 constexpr std::size_t kMaxHeaderFields = 100;
 constexpr std::size_t kMaxChunkLine = 1024;
-
-bool is_token_char(unsigned char c) {
-  return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s)
-    if (!is_token_char(c)) return false;
-  return true;
-}
 
 std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -32,12 +23,6 @@ std::string_view trim_ows(std::string_view s) {
 // Reads one CRLF- (or LF-) terminated line; null when no full line is buffered.
 std::unique_ptr<char, decltype(&std::free)> read_line(evbuffer* input, std::size_t* length) {
   return {evbuffer_readln(input, length, EVBUFFER_EOL_CRLF), &std::free};
-}
-
-bool has_control_chars(std::string_view s) {
-  for (unsigned char c : s)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
-  return false;
 }
 
 // A request target has no whitespace at all (RFC 9112 §3.2): a tab in a path would hide
@@ -97,34 +82,43 @@ RequestParser::Status RequestParser::feed(evbuffer* input) {
   }
 }
 
+// The header block is read where it lies: made contiguous once (a request that came in one
+// read is already) and drained once, rather than copied out line by line.
 RequestParser::Status RequestParser::read_header_lines(evbuffer* input) {
-  while (state_ == State::RequestLine || state_ == State::Headers) {
-    std::size_t length = 0;
-    auto line = read_line(input, &length);
-    if (!line) {
-      if (request_.header_bytes + evbuffer_get_length(input) > max_header_bytes_)
-        return fail(431, "headers_too_large", "request header block exceeds the limit");
-      return Status::NeedMore;
+  const std::size_t buffered = evbuffer_get_length(input);
+  // A line ending past this window makes the block too large whatever it holds.
+  const std::size_t window = std::min(buffered, max_header_bytes_ + 2);
+  const char* data = window > 0 ? reinterpret_cast<const char*>(evbuffer_pullup(input, static_cast<ev_ssize_t>(window))) : nullptr;
+  std::size_t consumed = 0;
+  Status status = Status::NeedMore;
+  while (status == Status::NeedMore && (state_ == State::RequestLine || state_ == State::Headers)) {
+    const void* newline = consumed < window ? std::memchr(data + consumed, '\n', window - consumed) : nullptr;
+    if (newline == nullptr) {
+      if (request_.header_bytes + (buffered - consumed) > max_header_bytes_)
+        status = fail(431, "headers_too_large", "request header block exceeds the limit");
+      break;
     }
-    request_.header_bytes += length + 2;
-    if (request_.header_bytes > max_header_bytes_)
-      return fail(431, "headers_too_large", "request header block exceeds the limit");
-    const std::string_view text(line.get(), length);
-    Status status;
-    if (state_ == State::RequestLine) {
-      if (text.empty() && request_.header_bytes <= 4) {  // tolerate a stray CRLF between requests
+    const std::size_t line_end = static_cast<std::size_t>(static_cast<const char*>(newline) - data);
+    std::string_view line(data + consumed, line_end - consumed);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // CRLF, or a bare LF
+    consumed = line_end + 1;
+    request_.header_bytes += line.size() + 2;
+    if (request_.header_bytes > max_header_bytes_) {
+      status = fail(431, "headers_too_large", "request header block exceeds the limit");
+    } else if (state_ == State::RequestLine) {
+      if (line.empty() && request_.header_bytes <= 4) {  // tolerate a stray CRLF between requests
         request_.header_bytes = 0;
         continue;
       }
-      status = parse_request_line(text);
-    } else if (text.empty()) {
-      return finish_headers();
+      status = parse_request_line(line);
+    } else if (line.empty()) {
+      status = finish_headers();
     } else {
-      status = parse_header_line(text);
+      status = parse_header_line(line);
     }
-    if (status == Status::Failed) return status;
   }
-  return Status::NeedMore;
+  evbuffer_drain(input, consumed);
+  return status;
 }
 
 RequestParser::Status RequestParser::parse_request_line(std::string_view line) {
@@ -135,7 +129,7 @@ RequestParser::Status RequestParser::parse_request_line(std::string_view line) {
   request_.method = line.substr(0, sp1);
   request_.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   const std::string_view version = line.substr(sp2 + 1);
-  if (!is_token(request_.method)) return fail(400, "bad_request", "malformed request method");
+  if (!is_field_name(request_.method)) return fail(400, "bad_request", "malformed request method");
   if (request_.target.empty() || request_.target[0] != '/' || has_whitespace_or_control_chars(request_.target))
     return fail(400, "bad_request", "request target must be an absolute path");
   if (version == "HTTP/1.1") {
@@ -161,9 +155,9 @@ RequestParser::Status RequestParser::parse_header_line(std::string_view line) {
   const auto colon = line.find(':');
   if (colon == std::string_view::npos) return fail(400, "bad_request", "malformed header field");
   std::string_view name(line.data(), colon);
-  if (!is_token(name)) return fail(400, "bad_request", "malformed header field name");
+  if (!is_field_name(name)) return fail(400, "bad_request", "malformed header field name");
   std::string_view value = trim_ows(line.substr(colon + 1));
-  if (has_control_chars(value)) return fail(400, "bad_request", "control character in header value");
+  if (!is_field_value(value)) return fail(400, "bad_request", "control character in header value");
   if (++header_fields_ > kMaxHeaderFields)
     return fail(431, "headers_too_large", "too many header fields");
   request_.headers.add(std::string(name), std::string(value));
