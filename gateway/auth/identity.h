@@ -17,7 +17,7 @@ struct Identity {
   std::vector<std::string> scopes;
   std::vector<std::string> audiences;  // "aud" as sent (not canonicalised)
   int64_t expires_at = 0;  // "exp", unix seconds
-  std::string claims_json;  // the payload, compact JSON
+  std::string claims_json;  // a JSON object: a JWT's payload as signed, or a lookup's claims (compact)
 };
 
 // The scope tokens of an RFC 6749 space-separated scope string, in order,

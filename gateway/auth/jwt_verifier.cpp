@@ -230,7 +230,7 @@ std::vector<std::string> read_scopes(json_t* claims) {
   return scopes;
 }
 
-AuthStatus fill_identity(json_t* claims, Identity& identity) {
+AuthStatus fill_identity(json_t* claims, std::string_view payload, Identity& identity) {
   for (const char* name : {"client_id", "azp"}) {
     json_t* value = json_object_get(claims, name);
     if (!json_is_string(value) || json_string_length(value) == 0) continue;
@@ -238,19 +238,20 @@ AuthStatus fill_identity(json_t* claims, Identity& identity) {
     break;
   }
   identity.scopes = read_scopes(claims);
-  std::unique_ptr<char, decltype(&free)> compact(json_dumps(claims, JSON_COMPACT), &free);
-  if (!compact) return AuthStatus::InternalError;
-  identity.claims_json = compact.get();
+  // The signed bytes themselves: a JSON object already read without duplicate keys, so
+  // re-serializing it would only cost time.
+  identity.claims_json.assign(payload);
   return AuthStatus::Ok;
 }
 
-AuthStatus check_claims(json_t* claims, const JwtRules& rules, int64_t now_s, Identity& identity) {
+AuthStatus check_claims(json_t* claims, std::string_view payload, const JwtRules& rules, int64_t now_s,
+                        Identity& identity) {
   const int64_t leeway = std::max<int64_t>(rules.leeway_s, 0);
   AuthStatus status = check_times(claims, leeway, now_s, identity);
   if (status == AuthStatus::Ok) status = check_issuer(claims, rules.issuer, identity);
   if (status == AuthStatus::Ok) status = check_audience(claims, rules.audiences, identity);
   if (status == AuthStatus::Ok) status = check_subject(claims, identity);
-  if (status == AuthStatus::Ok) status = fill_identity(claims, identity);
+  if (status == AuthStatus::Ok) status = fill_identity(claims, payload, identity);
   return status;
 }
 
@@ -266,7 +267,7 @@ AuthStatus verify_decoded(std::string_view token, const DecodedToken& decoded, c
   if (status != AuthStatus::Ok) return status;
   status = verify_signature(token, *key, decoded.payload);
   if (status != AuthStatus::Ok) return status;
-  return check_claims(claims.get(), rules, now_s, identity);
+  return check_claims(claims.get(), decoded.payload, rules, now_s, identity);
 }
 
 }  // namespace

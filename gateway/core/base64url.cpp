@@ -1,18 +1,24 @@
 #include "core/base64url.h"
 
+#include <array>
 #include <cstdint>
 
 namespace mcpgate::core {
 namespace {
 
-int base64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
+constexpr uint8_t kInvalid = 0xff;
+
+// Each character's 6-bit value, kInvalid for anything outside the URL-safe alphabet ('=' too).
+constexpr std::array<uint8_t, 256> kValues = [] {
+  std::array<uint8_t, 256> table{};
+  table.fill(kInvalid);
+  for (int i = 0; i < 26; ++i) table['A' + i] = static_cast<uint8_t>(i);
+  for (int i = 0; i < 26; ++i) table['a' + i] = static_cast<uint8_t>(26 + i);
+  for (int i = 0; i < 10; ++i) table['0' + i] = static_cast<uint8_t>(52 + i);
+  table['-'] = 62;
+  table['_'] = 63;
+  return table;
+}();
 
 }  // namespace
 
@@ -34,23 +40,34 @@ std::string base64url_encode(std::string_view bytes) {
   return out;
 }
 
+// Four characters to three bytes a step, into a string sized once: every new JWT's header and
+// payload pass through here.
 std::optional<std::string> base64url_decode(std::string_view text) {
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t bits = 0;
-  int bit_count = 0;
-  for (char c : text) {
-    const int value = base64url_value(c);
-    if (value < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<uint32_t>(value);
-    bit_count += 6;
-    if (bit_count >= 8) {
-      bit_count -= 8;
-      out.push_back(static_cast<char>((bits >> bit_count) & 0xff));
-    }
+  const std::size_t tail = text.size() % 4;
+  if (tail == 1) return std::nullopt;
+  const std::size_t whole = text.size() - tail;
+  std::string out(whole / 4 * 3 + (tail == 0 ? 0 : tail - 1), '\0');
+  const auto* in = reinterpret_cast<const unsigned char*>(text.data());
+  char* at = out.data();
+  uint8_t invalid = 0;
+  for (std::size_t i = 0; i < whole; i += 4) {
+    const uint8_t a = kValues[in[i]], b = kValues[in[i + 1]], c = kValues[in[i + 2]], d = kValues[in[i + 3]];
+    invalid |= a | b | c | d;  // only kInvalid has the top bits set
+    const uint32_t bits = (uint32_t{a} << 18) | (uint32_t{b} << 12) | (uint32_t{c} << 6) | d;
+    *at++ = static_cast<char>(bits >> 16);
+    *at++ = static_cast<char>(bits >> 8);
+    *at++ = static_cast<char>(bits);
   }
-  if ((bits & ((1u << bit_count) - 1)) != 0) return std::nullopt;
+  if (invalid & 0xc0) return std::nullopt;
+  if (tail > 0) {
+    const uint8_t a = kValues[in[whole]], b = kValues[in[whole + 1]], c = tail == 3 ? kValues[in[whole + 2]] : 0;
+    if ((a | b | c) & 0xc0) return std::nullopt;
+    const uint32_t bits = (uint32_t{a} << 18) | (uint32_t{b} << 12) | (uint32_t{c} << 6);
+    // The unused low bits of the last character must be zero (one encoding per byte string).
+    if ((tail == 2 ? bits & 0xffff : bits & 0xff) != 0) return std::nullopt;
+    *at++ = static_cast<char>(bits >> 16);
+    if (tail == 3) *at++ = static_cast<char>(bits >> 8);
+  }
   return out;
 }
 

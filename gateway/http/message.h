@@ -51,6 +51,7 @@ class HeaderList {
   std::vector<Header>& fields() { return fields_; }
 
  private:
+  static constexpr std::size_t kUsualFieldCount = 12;
   std::vector<Header> fields_;
 };
 

@@ -86,13 +86,21 @@ RequestParser::Status RequestParser::feed(evbuffer* input) {
 // read is already) and drained once, rather than copied out line by line.
 RequestParser::Status RequestParser::read_header_lines(evbuffer* input) {
   const std::size_t buffered = evbuffer_get_length(input);
-  // A line ending past this window makes the block too large whatever it holds.
-  const std::size_t window = std::min(buffered, max_header_bytes_ + 2);
-  const char* data = window > 0 ? reinterpret_cast<const char*>(evbuffer_pullup(input, static_cast<ev_ssize_t>(window))) : nullptr;
   std::size_t consumed = 0;
+  // The next line must end before this point, or the block is too large whatever it holds.
+  const auto line_limit = [&] {
+    return std::min(buffered, consumed + (max_header_bytes_ - std::min(request_.header_bytes, max_header_bytes_)) + 2);
+  };
+  std::size_t window = 0;  // bytes made contiguous at `data`
+  const char* data = nullptr;
   Status status = Status::NeedMore;
   while (status == Status::NeedMore && (state_ == State::RequestLine || state_ == State::Headers)) {
     const void* newline = consumed < window ? std::memchr(data + consumed, '\n', window - consumed) : nullptr;
+    if (newline == nullptr && line_limit() > window) {  // the first look, or a stray line reset the count
+      window = line_limit();
+      data = reinterpret_cast<const char*>(evbuffer_pullup(input, static_cast<ev_ssize_t>(window)));
+      continue;
+    }
     if (newline == nullptr) {
       if (request_.header_bytes + (buffered - consumed) > max_header_bytes_)
         status = fail(431, "headers_too_large", "request header block exceeds the limit");

@@ -3,6 +3,7 @@
 #include <event2/event.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <string_view>
 
 #include "upstream/curl_multi.h"
@@ -130,7 +131,12 @@ std::size_t Transfer::take_header_line(char* data, std::size_t length) {
   if (line.rfind("HTTP/", 0) == 0) {  // a new status line (after 1xx, a new head begins)
     transfer->response_headers_ = {};
     const auto space = line.find(' ');
-    transfer->status_ = space == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(space + 1, 3)).c_str());
+    int status = 0;
+    if (space != std::string_view::npos) {
+      const std::string_view code = line.substr(space + 1, 3);
+      std::from_chars(code.data(), code.data() + code.size(), status);
+    }
+    transfer->status_ = status;
     return length;
   }
   if (line.empty()) {

@@ -31,3 +31,22 @@ TEST_CASE("base64url: decode round-trips and refuses anything non-canonical") {
     CHECK_FALSE(base64url_decode(bad).has_value());
   }
 }
+
+TEST_CASE("base64url: every length round-trips, and a bad character anywhere is refused") {
+  // Decoding works four characters at a time, then the tail: cover every tail at every length.
+  std::string bytes;
+  for (int length = 0; length < 70; ++length) {
+    const std::string text = base64url_encode(bytes);
+    CAPTURE(length);
+    CHECK(base64url_decode(text) == std::optional<std::string>(bytes));
+    for (std::size_t at = 0; at < text.size(); ++at) {
+      for (char bad : {'=', '+', '/', ' ', '\0', '\x80'}) {
+        std::string broken = text;
+        broken[at] = bad;
+        CAPTURE(at);
+        CHECK_FALSE(base64url_decode(broken).has_value());
+      }
+    }
+    bytes.push_back(static_cast<char>(length * 37 + 11));
+  }
+}
