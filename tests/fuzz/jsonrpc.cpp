@@ -179,7 +179,13 @@ void check_filter(std::string_view body, const JsonRpcInfo& info, uint8_t flags)
     FUZZ_CHECK(message == body, what);
     return;
   }
-  JsonPtr before = json_owned(json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, nullptr));
+  json_error_t error{};
+  JsonPtr before = json_owned(json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, &error));
+  // jansson cannot hold every number RFC 8259 allows (the in-place reader takes them): with
+  // such a number in the body there is no jansson reading to compare the result with.
+  const std::string_view reason = error.text;
+  if (!before && (reason.find("too big") != std::string_view::npos || reason.find("overflow") != std::string_view::npos))
+    return;
   JsonPtr after = json_owned(json_loadb(message.data(), message.size(), JSON_REJECT_DUPLICATES, nullptr));
   FUZZ_CHECK(before && after && json_is_object(after.get()), what);
   // The same id, however it is spelled (ids are compared in canonical form).
